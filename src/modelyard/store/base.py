@@ -1,0 +1,171 @@
+"""The metadata-store interface: a handful of generic methods over resource records.
+
+Every SageMaker resource (a training job, a model, an endpoint ...) is one :class:`Record`,
+addressed by ``(kind, name)``. A record carries the request that created it (``spec``, never
+changed after creation) and what the platform has observed since (``state``, replaced as a whole
+by :meth:`MetadataStore.update`). A few fields are columns so that lists can filter and sort
+without reading documents: ``status``, ``created``, ``modified``.
+
+Contract for every implementation:
+
+- Thread-safe and process-safe: several threads and several server processes may share one
+  store. Updates are optimistic: ``update`` succeeds only when the stored ``version`` equals the
+  caller's, and bumps it; otherwise it raises :class:`~modelyard.core.errors.StaleRecord`.
+- Records returned are frozen snapshots; changing the store never changes a record already read.
+- ``create`` of an existing ``(kind, name)`` raises :class:`DuplicateRecord`; ``get``/``update``/
+  ``delete`` of a missing one raise :class:`RecordNotFound`. Callers translate both into the
+  SageMaker error their operation uses.
+- Any failure of the database library is translated into
+  :class:`~modelyard.core.errors.StoreError`, chained with ``from``.
+- Deleting a record deletes its tags and metric points.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+from modelyard.core.errors import StoreError
+
+
+class RecordNotFound(StoreError):
+    """No record exists under ``(kind, name)``."""
+
+    code = "ResourceNotFound"
+    status = 400
+
+    def __init__(self, kind: str, name: str) -> None:
+        super().__init__(f"{kind} {name} does not exist.")
+        self.kind = kind
+        self.name = name
+
+
+class DuplicateRecord(StoreError):
+    """A record already exists under ``(kind, name)``."""
+
+    code = "ResourceInUse"
+    status = 400
+
+    def __init__(self, kind: str, name: str) -> None:
+        super().__init__(f"{kind} {name} already exists.")
+        self.kind = kind
+        self.name = name
+
+
+@dataclasses.dataclass(frozen=True)
+class Record:
+    """One resource as stored. ``spec`` and ``state`` are JSON-compatible mappings."""
+
+    kind: str
+    name: str
+    arn: str
+    status: str
+    created: float
+    modified: float
+    version: int
+    spec: Mapping[str, Any]
+    state: Mapping[str, Any]
+
+
+@dataclasses.dataclass(frozen=True)
+class Query:
+    """What ``list`` returns: filters, an order and a page window.
+
+    ``name_contains`` is case-insensitive. Time bounds are exclusive epoch seconds.
+    ``sort_by`` is one of ``name``, ``created``, ``modified``, ``status``.
+    """
+
+    kind: str
+    name_contains: str | None = None
+    status_in: Sequence[str] | None = None
+    created_after: float | None = None
+    created_before: float | None = None
+    modified_after: float | None = None
+    modified_before: float | None = None
+    sort_by: str = "created"
+    descending: bool = False
+    offset: int = 0
+    limit: int | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class MetricPoint:
+    """One observed value of a named metric of a resource; ``seq`` orders points and dedupes."""
+
+    name: str
+    value: float
+    timestamp: float
+    seq: int
+
+
+class MetadataStore(abc.ABC):
+    """Records, tags and metric points. See the module docstring for the contract."""
+
+    # --- records -------------------------------------------------------------------------
+    @abc.abstractmethod
+    def create(self, record: Record) -> Record:
+        """Insert a new record (its ``version`` is set to 1). Raises DuplicateRecord."""
+
+    @abc.abstractmethod
+    def get(self, kind: str, name: str) -> Record:
+        """Read one record. Raises RecordNotFound."""
+
+    @abc.abstractmethod
+    def update(
+        self,
+        kind: str,
+        name: str,
+        version: int,
+        *,
+        status: str | None = None,
+        state: Mapping[str, Any] | None = None,
+        modified: float | None = None,
+    ) -> Record:
+        """Replace ``status`` and/or ``state`` if the stored version is ``version``.
+
+        Returns the new record (version + 1). Raises StaleRecord or RecordNotFound.
+        """
+
+    @abc.abstractmethod
+    def delete(self, kind: str, name: str) -> None:
+        """Remove one record with its tags and metric points. Raises RecordNotFound."""
+
+    @abc.abstractmethod
+    def list(self, query: Query) -> list[Record]:
+        """Records of ``query.kind`` that pass its filters, ordered and windowed."""
+
+    @abc.abstractmethod
+    def count(self, query: Query) -> int:
+        """How many records pass the filters of ``query`` (ignoring offset and limit)."""
+
+    def iter_kind(self, kind: str, status_in: Sequence[str] | None = None) -> Iterator[Record]:
+        """Every record of a kind (optionally in some statuses), oldest first."""
+        yield from self.list(Query(kind=kind, status_in=status_in))
+
+    # --- tags ----------------------------------------------------------------------------
+    @abc.abstractmethod
+    def set_tags(self, arn: str, tags: Mapping[str, str]) -> None:
+        """Add or overwrite tags on a resource ARN."""
+
+    @abc.abstractmethod
+    def remove_tags(self, arn: str, keys: Sequence[str]) -> None:
+        """Remove tags by key; missing keys are ignored."""
+
+    @abc.abstractmethod
+    def get_tags(self, arn: str) -> dict[str, str]:
+        """All tags of an ARN, in key order."""
+
+    # --- metrics -------------------------------------------------------------------------
+    @abc.abstractmethod
+    def add_metric_points(self, arn: str, points: Sequence[MetricPoint]) -> None:
+        """Record points; a point whose ``(name, seq)`` is already stored is ignored."""
+
+    @abc.abstractmethod
+    def get_metric_points(self, arn: str, name: str | None = None) -> list[MetricPoint]:
+        """Points of one ARN (optionally one metric), ordered by ``seq``."""
+
+    # --- lifecycle -----------------------------------------------------------------------
+    def close(self) -> None:
+        """Release connections. The default does nothing."""
