@@ -1,4 +1,30 @@
-"""modelyard: a self-hostable machine-learning platform that speaks SageMaker's API."""
+"""modelyard: a self-hostable machine-learning platform that speaks SageMaker's API.
+
+>>> import modelyard                                                     # doctest: +SKIP
+>>> est = modelyard.Estimator(framework="xgboost", hyperparameters={"num_round": 10})  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
+__all__ = ["Estimator", "Session", "TrainingFailed", "__version__"]
+
+if TYPE_CHECKING:
+    from modelyard.sdk.estimator import Estimator, TrainingFailed
+    from modelyard.sdk.session import Session
+
+
+def __getattr__(name: str) -> Any:
+    # Imported on first use so that `import modelyard` inside a job stays cheap.
+    if name in ("Estimator", "TrainingFailed"):
+        from modelyard.sdk import estimator
+
+        return getattr(estimator, name)
+    if name == "Session":
+        from modelyard.sdk.session import Session
+
+        return Session
+    raise AttributeError(name)

@@ -1,0 +1,97 @@
+"""``modelyard demo``: the guided tour, on data bundled with scikit-learn.
+
+It starts a server for the default home unless one runs, trains the built-in XGBoost algorithm
+on the breast-cancer dataset through SageMaker's API with live logs, prints the validation
+metric and where the model is, and stops the server it started.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from modelyard.core.discovery import running_server_url
+
+_SERVER_START_TIMEOUT = 60.0
+
+
+@click.command()
+@click.option("--home", type=click.Path(path_type=Path), help="Data directory (default ~/.modelyard).")
+def demo(home: Path | None) -> None:
+    """Train a model through the SageMaker API and show where it went."""
+    home = (home or Path(os.environ.get("MODELYARD_HOME") or Path.home() / ".modelyard")).expanduser()
+    server = _ensure_server(home)
+    try:
+        _run(home)
+    finally:
+        if server is not None:
+            server.send_signal(signal.SIGINT)
+            try:
+                server.wait(15)
+            except subprocess.TimeoutExpired:
+                server.kill()
+
+
+def _ensure_server(home: Path) -> subprocess.Popen[bytes] | None:
+    if running_server_url(home):
+        click.echo(f"Using the modelyard server already running for {home}.")
+        return None
+    home.mkdir(parents=True, exist_ok=True)
+    click.secho("1. Starting the modelyard server (SageMaker API on 127.0.0.1)", bold=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "modelyard", "server", "--home", str(home), "--port", "0"],
+        stdout=subprocess.DEVNULL, stderr=open(home / "server.log", "ab"),
+    )
+    deadline = time.monotonic() + _SERVER_START_TIMEOUT
+    while not running_server_url(home):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise click.ClickException(f"The server did not start; see {home / 'server.log'}.")
+        time.sleep(0.1)
+    click.echo(f"   listening on {running_server_url(home)}")
+    return proc
+
+
+def _run(home: Path) -> None:
+    import modelyard
+    from modelyard.cli.demo_data import write_breast_cancer
+
+    session = modelyard.Session(home=home, start_server=False)
+    click.secho("2. Preparing data: scikit-learn's breast-cancer set as CSV (label first)", bold=True)
+    train, validation = write_breast_cancer(home / "demo" / "data")
+    click.echo(f"   train: {train}\n   validation: {validation}")
+    click.secho("3. CreateTrainingJob with the built-in XGBoost image (live logs below)", bold=True)
+    estimator = modelyard.Estimator(
+        framework="xgboost",
+        hyperparameters={"objective": "binary:logistic", "num_round": 50, "max_depth": 4,
+                         "eta": 0.2, "eval_metric": "auc"},
+        instance_type="ml.m5.large",
+        content_type="text/csv",
+        base_job_name="demo-xgboost",
+        session=session,
+    )
+    estimator.fit({"train": str(train), "validation": str(validation)})
+    job = estimator.describe()
+    click.secho("4. Result", bold=True)
+    for metric in job.get("FinalMetricDataList", []):
+        if metric["MetricName"] == "validation:auc":
+            click.echo(f"   validation:auc = {metric['Value']:.4f}")
+    click.echo(f"   training job: {job['TrainingJobName']} ({job['TrainingJobStatus']}, "
+               f"{job.get('TrainingTimeInSeconds')} s)")
+    click.echo(f"   model: {estimator.model_data}")
+    click.echo(f"   on disk: {_local_path(home, estimator.model_data)}")
+    click.echo("   Inspect it again with: modelyard training-jobs describe " + job["TrainingJobName"])
+
+
+def _local_path(home: Path, uri: str) -> str:
+    from modelyard.artifacts import Artifacts
+    from modelyard.core.settings import Settings
+
+    store, key = Artifacts(Settings.load(home=home)).resolve(uri)
+    root = getattr(store, "root", None)
+    return str(Path(root or "/") / key) if root is not None or store.scheme == "file" else uri

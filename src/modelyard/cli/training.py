@@ -1,0 +1,103 @@
+"""``modelyard training-jobs list|describe|stop|logs``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from modelyard.cli.output import print_fields, print_json, print_table
+
+_DESCRIBE_FIELDS = (
+    "TrainingJobName", "TrainingJobStatus", "SecondaryStatus", "FailureReason", "CreationTime",
+    "TrainingStartTime", "TrainingEndTime", "TrainingTimeInSeconds", "BillableTimeInSeconds",
+    "ModelArtifacts", "FinalMetricDataList", "HyperParameters", "ResourceConfig",
+)
+
+
+def _session(home: Path | None, endpoint_url: str | None):  # noqa: ANN202 - lazy import
+    from modelyard.sdk.session import Session
+
+    return Session(endpoint_url=endpoint_url, home=home, start_server=False)
+
+
+_common = [
+    click.option("--home", type=click.Path(path_type=Path), help="Data directory of the server."),
+    click.option("--endpoint-url", help="Server URL (default: the server running for --home)."),
+    click.option("-o", "--output", type=click.Choice(["table", "json"]), default="table"),
+]
+
+
+def common(fn):  # noqa: ANN001, ANN201 - click decorator plumbing
+    for option in reversed(_common):
+        fn = option(fn)
+    return fn
+
+
+@click.group("training-jobs")
+def training_jobs() -> None:
+    """List, inspect, stop and follow training jobs."""
+
+
+@training_jobs.command("list")
+@common
+@click.option("--status", help="Only jobs in this status.")
+@click.option("--name-contains", help="Only jobs whose name contains this text.")
+@click.option("--max", "limit", type=int, default=100, help="At most this many jobs.")
+def list_jobs(home, endpoint_url, output, status, name_contains, limit):  # noqa: ANN001, ANN201
+    """Training jobs, newest first."""
+    sm = _session(home, endpoint_url).sagemaker
+    kwargs = {"SortBy": "CreationTime", "SortOrder": "Descending"}
+    if status:
+        kwargs["StatusEquals"] = status
+    if name_contains:
+        kwargs["NameContains"] = name_contains
+    jobs = []
+    for page in sm.get_paginator("list_training_jobs").paginate(**kwargs):
+        jobs.extend(page["TrainingJobSummaries"])
+        if len(jobs) >= limit:
+            break
+    jobs = jobs[:limit]
+    if output == "json":
+        print_json(jobs)
+    else:
+        print_table(jobs, ["TrainingJobName", "TrainingJobStatus", "SecondaryStatus", "CreationTime", "TrainingEndTime"])
+
+
+@training_jobs.command("describe")
+@common
+@click.argument("name")
+def describe(home, endpoint_url, output, name):  # noqa: ANN001, ANN201
+    """One training job in full."""
+    job = _session(home, endpoint_url).sagemaker.describe_training_job(TrainingJobName=name)
+    if output == "json":
+        print_json(job)
+    else:
+        print_fields(job, _DESCRIBE_FIELDS)
+
+
+@training_jobs.command("stop")
+@common
+@click.argument("name")
+def stop(home, endpoint_url, output, name):  # noqa: ANN001, ANN201
+    """Stop a running training job (its model is still uploaded)."""
+    _session(home, endpoint_url).sagemaker.stop_training_job(TrainingJobName=name)
+    click.echo(f"Stopping {name}")
+
+
+@training_jobs.command("logs")
+@common
+@click.argument("name")
+@click.option("-f", "--follow", is_flag=True, help="Keep printing until the job ends.")
+def logs(home, endpoint_url, output, name, follow):  # noqa: ANN001, ANN201
+    """Print a job's log lines (every host), optionally following them live."""
+    from modelyard.sdk.logs import follow_training_job
+
+    session = _session(home, endpoint_url)
+    for stream, event in follow_training_job(session.sagemaker, session.logs, name, follow=follow):
+        host = stream.split("/", 1)[-1].rsplit("-", 1)[0]
+        prefix = f"[{host}] " if host != "algo-1" else ""
+        if output == "json":
+            print_json({"stream": stream, **event})
+        else:
+            click.echo(prefix + event["message"])

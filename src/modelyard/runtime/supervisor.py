@@ -1,0 +1,138 @@
+"""Run the work as a child process: pump its output into the log, stop it on SIGTERM.
+
+The child gets its own process group, so a stop reaches everything it started: SIGTERM to the
+group, then SIGKILL after a grace period (120 s, ``MODELYARD_STOP_GRACE_SECONDS``), as SageMaker
+does with a container. When the child exits, whatever it left behind in its group is killed,
+as a container's teardown would.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import os
+import signal
+import subprocess
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+from typing import IO, Any
+
+from modelyard.runtime.reporting import Reporter
+
+DEFAULT_GRACE_SECONDS = 120.0
+_STDERR_TAIL = 10
+
+
+class StopRequested(Exception):
+    """SIGTERM arrived before the work started (while downloading or installing)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Outcome:
+    """How the child ended: a shell-style exit code (128 + signal when killed)."""
+
+    returncode: int
+    stderr_tail: list[str]
+
+
+def grace_seconds(env: Mapping[str, str]) -> float:
+    """The stop grace period from MODELYARD_STOP_GRACE_SECONDS (default 120 s)."""
+    try:
+        return float(env.get("MODELYARD_STOP_GRACE_SECONDS", DEFAULT_GRACE_SECONDS))
+    except ValueError:
+        return DEFAULT_GRACE_SECONDS
+
+
+class Supervisor:
+    """Owns the work's process and the runtime's SIGTERM handling (one per runtime)."""
+
+    def __init__(self, reporter: Reporter, grace: float) -> None:
+        self._reporter = reporter
+        self._grace = grace
+        self._child: subprocess.Popen[bytes] | None = None
+        self._starting = False  # True once the work is being started (or has run)
+        self.stop_requested = threading.Event()
+
+    def install(self) -> None:
+        """Handle SIGTERM (and SIGINT, for people running the runtime by hand)."""
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGINT, self._on_signal)
+
+    def _on_signal(self, signum: int, _frame: Any) -> None:
+        first = not self.stop_requested.is_set()
+        self.stop_requested.set()
+        child = self._child
+        if child is None and not self._starting:
+            raise StopRequested()  # interrupts a download; the host run handles it
+        if child is not None and first:
+            self._reporter.runtime_log(f"Received signal {signum}: stopping the work")
+            self._terminate(child)
+
+    def _terminate(self, child: subprocess.Popen[bytes]) -> None:
+        """SIGTERM to the work's group now, SIGKILL after the grace period."""
+        _signal_group(child.pid, signal.SIGTERM)
+        killer = threading.Timer(self._grace, self._kill_after_grace, args=(child,))
+        killer.daemon = True
+        killer.start()
+
+    def _kill_after_grace(self, child: subprocess.Popen[bytes]) -> None:
+        if child.poll() is None:
+            self._reporter.runtime_log(f"The work did not exit within {self._grace:g}s: SIGKILL")
+            _signal_group(child.pid, signal.SIGKILL)
+
+    def run(self, command: list[str], cwd: Path, env: Mapping[str, str]) -> Outcome:
+        """Run ``command`` to its end, logging every line it prints."""
+        if self.stop_requested.is_set():
+            raise StopRequested()
+        tail: collections.deque[str] = collections.deque(maxlen=_STDERR_TAIL)
+        self._starting = True  # from here on a SIGTERM only sets the flag, checked below
+        child = subprocess.Popen(
+            command,
+            cwd=cwd,
+            env=dict(env),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
+        self._child = child
+        if self.stop_requested.is_set():  # it arrived while the child was being started
+            self._terminate(child)
+        assert child.stdout is not None and child.stderr is not None
+        pumps = [
+            _pump(child.stdout, self._reporter, None),
+            _pump(child.stderr, self._reporter, tail),
+        ]
+        try:
+            returncode = child.wait()
+        finally:
+            self._child = None
+            _signal_group(child.pid, signal.SIGKILL)  # leftovers of the work's group
+        for pump in pumps:
+            pump.join(timeout=10)
+        code = 128 - returncode if returncode < 0 else returncode
+        return Outcome(returncode=code, stderr_tail=list(tail))
+
+
+def _pump(stream: IO[bytes], reporter: Reporter, tail: collections.deque[str] | None) -> threading.Thread:
+    """Copy ``stream`` line by line into the log (and the stderr tail) in a thread."""
+
+    def copy() -> None:
+        with stream:
+            for raw in stream:
+                line = raw.decode("utf-8", "replace").rstrip("\r\n")
+                reporter.log(line)
+                if tail is not None:
+                    tail.append(line)
+
+    thread = threading.Thread(target=copy, name="log-pump", daemon=True)
+    thread.start()
+    return thread
+
+
+def _signal_group(pid: int, signum: int) -> None:
+    try:
+        os.killpg(pid, signum)
+    except (ProcessLookupError, PermissionError):
+        pass

@@ -1,0 +1,50 @@
+"""Following a training job's logs through the CloudWatch Logs API, as the SageMaker SDK does."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+TERMINAL = ("Completed", "Failed", "Stopped")
+LOG_GROUP = "/aws/sagemaker/TrainingJobs"
+
+
+def follow_training_job(
+    sagemaker: Any,
+    logs: Any,
+    job_name: str,
+    follow: bool = True,
+    poll: float = 0.2,
+    on_status: Callable[[dict[str, Any]], None] | None = None,
+) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Yield ``(stream name, event)`` for every log line of the job, in order per stream.
+
+    With ``follow``, keeps polling until the job is terminal and every stream is drained;
+    ``on_status`` receives each DescribeTrainingJob answer along the way.
+    """
+    tokens: dict[str, str | None] = {}
+    while True:
+        job = sagemaker.describe_training_job(TrainingJobName=job_name)
+        if on_status is not None:
+            on_status(job)
+        done = job["TrainingJobStatus"] in TERMINAL
+        streams = logs.describe_log_streams(
+            logGroupName=LOG_GROUP, logStreamNamePrefix=f"{job_name}/", orderBy="LogStreamName"
+        )["logStreams"]
+        drained = True
+        for stream in streams:
+            name = stream["logStreamName"]
+            kwargs: dict[str, Any] = {"logGroupName": LOG_GROUP, "logStreamName": name, "startFromHead": True}
+            if tokens.get(name):
+                kwargs["nextToken"] = tokens[name]
+            page = logs.get_log_events(**kwargs)
+            for event in page["events"]:
+                yield name, event
+            if page["events"]:
+                drained = False
+            tokens[name] = page["nextForwardToken"]
+        if not follow or (done and drained):
+            return
+        if drained:
+            time.sleep(poll)

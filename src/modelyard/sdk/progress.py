@@ -1,0 +1,45 @@
+"""A live progress line for a training job, with its log lines printed above it."""
+
+from __future__ import annotations
+
+import time
+from types import TracebackType
+from typing import Any
+
+from rich.console import Console
+from rich.status import Status
+
+_console = Console(highlight=False)
+
+
+class JobProgress:
+    """Shows ``<job>: <status> / <secondary status> (elapsed)`` while logs scroll above."""
+
+    def __init__(self, job_name: str) -> None:
+        self.job_name = job_name
+        self.started = time.monotonic()
+        self._status = Status(f"{job_name}: starting", console=_console)
+        self._last: tuple[str, str] | None = None
+
+    def __enter__(self) -> JobProgress:
+        self._status.start()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self._status.stop()
+
+    def update(self, job: dict[str, Any]) -> None:
+        current = (job["TrainingJobStatus"], job["SecondaryStatus"])
+        elapsed = time.monotonic() - self.started
+        self._status.update(f"{self.job_name}: {current[0]} / {current[1]} ({elapsed:.0f}s)")
+        if current != self._last:
+            transitions = job.get("SecondaryStatusTransitions") or []
+            message = transitions[-1].get("StatusMessage", "") if transitions else ""
+            _console.print(f"[dim]{time.strftime('%H:%M:%S')} {current[1]}: {message}[/dim]")
+            self._last = current
+
+    def log(self, stream: str, message: str) -> None:
+        host = stream.split("/", 1)[-1].rsplit("-", 1)[0]
+        prefix = f"[{host}] " if host != "algo-1" else ""
+        _console.out(prefix + message, highlight=False)

@@ -1,0 +1,117 @@
+"""The SDK's connection to a modelyard server, like ``sagemaker.Session``.
+
+Which server, in order: the ``endpoint_url`` argument, ``MODELYARD_ENDPOINT_URL``, a server
+already running on this machine for the same home (``<home>/server.json``), and otherwise an
+embedded one that this session starts in the background and later sessions reuse (as
+``ray.init()`` does). Clients are plain boto3 clients signed with the platform's keys.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+from modelyard.core.discovery import running_server_url
+
+_START_TIMEOUT = 60.0
+
+
+class Session:
+    """Talks to one modelyard server through boto3 clients.
+
+    >>> session = modelyard.Session()            # doctest: +SKIP
+    >>> session.sagemaker.list_training_jobs()   # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        endpoint_url: str | None = None,
+        home: str | Path | None = None,
+        region: str | None = None,
+        access_key_id: str | None = None,
+        secret_access_key: str | None = None,
+        start_server: bool = True,
+    ) -> None:
+        self.home = Path(home or os.environ.get("MODELYARD_HOME") or Path.home() / ".modelyard").expanduser()
+        self.region = region or os.environ.get("MODELYARD_REGION", "us-east-1")
+        self.endpoint_url = (
+            endpoint_url
+            or os.environ.get("MODELYARD_ENDPOINT_URL")
+            or running_server_url(self.home)
+            or (self._start_embedded() if start_server else None)
+        )
+        if self.endpoint_url is None:
+            raise ConnectionError(
+                f"No modelyard server is running for {self.home}; start one with `modelyard server`."
+            )
+        if access_key_id and secret_access_key:
+            self._keys = (access_key_id, secret_access_key)
+        else:
+            self._keys = _read_keys(self.home)
+        self._clients: dict[str, Any] = {}
+
+    def client(self, service: str) -> Any:
+        """A boto3 client of ``service`` pointed at this server (cached)."""
+        if service not in self._clients:
+            self._clients[service] = boto3.session.Session().client(
+                service,
+                endpoint_url=self.endpoint_url,
+                region_name=self.region,
+                aws_access_key_id=self._keys[0],
+                aws_secret_access_key=self._keys[1],
+                config=Config(retries={"max_attempts": 3, "mode": "standard"}),
+            )
+        return self._clients[service]
+
+    @property
+    def sagemaker(self) -> Any:
+        return self.client("sagemaker")
+
+    @property
+    def logs(self) -> Any:
+        return self.client("logs")
+
+    def _start_embedded(self) -> str:
+        """Start ``modelyard server`` in the background for this home and wait for it."""
+        self.home.mkdir(parents=True, exist_ok=True)
+        log = open(self.home / "server.log", "ab")
+        subprocess.Popen(
+            [sys.executable, "-m", "modelyard", "server", "--home", str(self.home), "--port", "0"],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + _START_TIMEOUT
+        while time.monotonic() < deadline:
+            url = running_server_url(self.home)
+            if url and _pings(url):
+                return url
+            time.sleep(0.1)
+        raise ConnectionError(f"The embedded modelyard server did not start; see {self.home / 'server.log'}.")
+
+
+def _pings(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url + "/ping", timeout=2) as r:
+            return r.status == 200
+    except OSError:
+        return False
+
+
+def _read_keys(home: Path) -> tuple[str, str]:
+    env = (os.environ.get("AWS_ACCESS_KEY_ID"), os.environ.get("AWS_SECRET_ACCESS_KEY"))
+    path = home / "credentials.json"
+    if path.exists():
+        data = json.loads(path.read_text())
+        return data["access_key_id"], data["secret_access_key"]
+    if env[0] and env[1]:
+        return env[0], env[1]
+    raise ConnectionError(f"No modelyard credentials in {path}; run `modelyard credentials`.")

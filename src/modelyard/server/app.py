@@ -1,0 +1,97 @@
+"""The HTTP face of the platform: one ASGI app on one port.
+
+``POST /`` carries every AWS-protocol call: ``X-Amz-Target: SageMaker.<Op>`` (the SageMaker
+API), ``X-Amz-Target: Logs_20140328.<Op>`` (CloudWatch Logs) and form-encoded
+``Action=GetCallerIdentity`` (STS). Every call is SigV4-signed with one of the platform's keys.
+``GET /ping`` answers unsigned, for health checks and server discovery.
+"""
+
+from __future__ import annotations
+
+import os
+from urllib.parse import parse_qsl
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from modelyard import __version__
+from modelyard.api.dispatch import JsonDispatcher
+from modelyard.api.errors import json_error_response_body, new_request_id, query_xml_error
+from modelyard.api.sigv4 import Principal, verify_request
+from modelyard.api.sts import handle_sts
+from modelyard.core.errors import ModelyardError, ValidationError
+from modelyard.server.platform import Platform
+
+
+def build_app(platform: Platform) -> Starlette:
+    """The ASGI app serving ``platform``."""
+    strict = os.environ.get("MODELYARD_STRICT_RESPONSES") == "1"
+    dispatchers = {
+        "SageMaker": JsonDispatcher("sagemaker", platform.sagemaker_operations(), strict),
+        "Logs_20140328": JsonDispatcher("logs", platform.logs.operations(), strict),
+    }
+
+    async def authenticate(request: Request, body: bytes) -> Principal:
+        return await run_in_threadpool(
+            verify_request,
+            request.method,
+            request.url.path,
+            request.url.query,
+            dict(request.headers),
+            body,
+            platform.lookup_secret,
+        )
+
+    async def aws(request: Request) -> Response:
+        body = await request.body()
+        target = request.headers.get("x-amz-target", "")
+        prefix, _, operation = target.partition(".")
+        rid = new_request_id()
+        if not target:
+            return await _sts(request, body, rid)
+        dispatcher = dispatchers.get(prefix)
+        try:
+            await authenticate(request, body)
+            if dispatcher is None:
+                raise ValidationError(f"Unknown target {target}.")
+        except ModelyardError as e:
+            service = dispatcher.service if dispatcher else "sagemaker"
+            return _response(*json_error_response_body(e, service, rid))
+        return _response(*await run_in_threadpool(dispatcher.dispatch, operation, body, rid))
+
+    async def _sts(request: Request, body: bytes, rid: str) -> Response:
+        try:
+            principal = await authenticate(request, body)
+        except ModelyardError as e:
+            return _response(*query_xml_error(e, rid))
+        form = dict(parse_qsl(body.decode("utf-8", "replace")))
+        return _response(*handle_sts(form, principal, platform.settings.account_id))
+
+    async def interrupt(request: Request) -> Response:
+        body = await request.body()
+        rid = new_request_id()
+        try:
+            await authenticate(request, body)
+            name = request.path_params["name"]
+            await run_in_threadpool(platform.training.interrupt, name)
+        except ModelyardError as e:
+            return _response(*json_error_response_body(e, "sagemaker", rid))
+        return JSONResponse({"TrainingJobName": name, "Interrupted": True})
+
+    async def ping(request: Request) -> Response:
+        return JSONResponse({"status": "ok", "service": "modelyard", "version": __version__})
+
+    return Starlette(
+        routes=[
+            Route("/", aws, methods=["POST"]),
+            Route("/ping", ping, methods=["GET"]),
+            Route("/_modelyard/training-jobs/{name}/interrupt", interrupt, methods=["POST"]),
+        ],
+    )
+
+
+def _response(status: int, headers: dict[str, str], body: bytes) -> Response:
+    return Response(content=body, status_code=status, headers=headers)

@@ -1,0 +1,60 @@
+"""The platform: every store, backend, controller and service of one server, wired together."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import psutil
+
+from modelyard.api.cloudwatch_logs import LogsService
+from modelyard.api.credentials import load_or_create_credentials, lookup_secret
+from modelyard.api.tags import TagService
+from modelyard.artifacts import Artifacts
+from modelyard.compute.local import LocalExecutor
+from modelyard.compute.resources import Capacity
+from modelyard.core.settings import Settings
+from modelyard.jobs.loop import ReconcileLoop
+from modelyard.store import open_store
+from modelyard.training.controller import TrainingJobController
+from modelyard.training.service import TrainingService
+
+log = logging.getLogger(__name__)
+
+
+class Platform:
+    """Owns the metadata store, the artifact store, the executor and the controllers."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        settings.home.mkdir(parents=True, exist_ok=True)
+        self.credentials = load_or_create_credentials(settings.home)
+        self.lookup_secret = lookup_secret(settings.home)
+        self.store = open_store(settings.db_url)
+        self.artifacts = Artifacts(settings)
+        self.executor = LocalExecutor()
+        self.capacity = Capacity(
+            cpus=settings.cpus or (os.cpu_count() or 1),
+            memory_gib=settings.memory_gib or psutil.virtual_memory().total / 2**30,
+            gpus=settings.gpus,
+        )
+        self.training_controller = TrainingJobController(
+            settings, self.store, self.executor, self.capacity
+        )
+        self.loop = ReconcileLoop([self.training_controller])
+        self.training = TrainingService(
+            settings, self.store, self.training_controller, self.loop.wake
+        )
+        self.tags = TagService(settings, self.store)
+        self.logs = LogsService({self.training_controller.log_group: self.training_controller})
+
+    def sagemaker_operations(self) -> dict:
+        return {**self.training.operations(), **self.tags.operations()}
+
+    def start(self) -> None:
+        self.loop.start()
+        log.info("modelyard platform started: %s", self.settings.redacted())
+
+    def close(self) -> None:
+        self.loop.stop()
+        self.store.close()

@@ -1,0 +1,479 @@
+"""The SQL metadata store: one implementation for SQLite and PostgreSQL, over SQLAlchemy Core.
+
+Concurrency rests on the database, never on process-local locks:
+
+- ``update`` is a compare-and-swap, ``UPDATE ... WHERE kind, name, version``. PostgreSQL (read
+  committed) re-checks the ``WHERE`` after a competing writer commits; SQLite takes the write
+  lock up front (``BEGIN IMMEDIATE``), so in both a stale version matches no row.
+- Deleting a resource deletes its tags and metric points through ``ON DELETE CASCADE`` foreign
+  keys (enabled per connection on SQLite), so a resource re-created under the same name never
+  inherits the tags or metrics of the one deleted before it.
+- Opening a store migrates the database to the newest revision inside one transaction that holds
+  the migration lock (a PostgreSQL advisory lock; SQLite's write lock), so processes that start
+  at once apply each revision exactly once.
+
+Python's ``sqlite3`` driver (before 3.12) does not BEGIN before SELECT or DDL statements, which
+would let two processes both see an unmigrated file and both run CREATE TABLE. The store turns
+the driver's own transaction handling off and emits BEGIN itself (SQLAlchemy's documented recipe),
+choosing ``BEGIN IMMEDIATE`` for writes so that a read-then-write transaction never has to upgrade
+its lock (which fails at once in WAL mode instead of waiting for ``busy_timeout``).
+"""
+
+from __future__ import annotations
+
+import builtins
+import contextlib
+import json
+import math
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.dialects import postgresql as pg_dialect
+from sqlalchemy.dialects import sqlite as sqlite_dialect
+from sqlalchemy.engine import URL, Connection, Engine, make_url
+from sqlalchemy.pool import StaticPool
+
+from modelyard.core.errors import MissingExtra, StaleRecord, StoreError, ValidationError
+from modelyard.store.base import (
+    DuplicateRecord,
+    MetadataStore,
+    MetricPoint,
+    Query,
+    Record,
+    RecordNotFound,
+)
+from modelyard.store.schema import metric_points, resources
+from modelyard.store.schema import tags as tag_table
+
+__all__ = ["SqlMetadataStore", "create_store_engine", "upgrade_to_head"]
+
+MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+
+# Key of the PostgreSQL advisory lock held while migrating: the bytes b"mdlyard\x01" as a
+# big-endian signed 64-bit integer, unlikely to collide with another application's lock.
+_PG_MIGRATION_LOCK = int.from_bytes(b"mdlyard\x01", "big")
+
+# Execution option that marks a connection as about to write (SQLite: BEGIN IMMEDIATE).
+_WRITE_OPTION = "modelyard_write"
+
+_SORT_COLUMNS: Mapping[str, sa.ColumnElement[Any]] = {
+    "name": resources.c.name,
+    "created": resources.c.created,
+    "modified": resources.c.modified,
+    "status": resources.c.status,
+}
+
+
+# --- engines -----------------------------------------------------------------------------------
+def create_store_engine(url: str, *, busy_timeout_s: float = 30.0) -> Engine:
+    """An engine for a ``sqlite://`` or ``postgresql://`` URL, configured as the store needs.
+
+    SQLite: the file's folder is created; ``sqlite://`` (or ``:memory:``) is a private in-memory
+    database. PostgreSQL: ``postgresql://`` and ``postgres://`` get the psycopg 3 driver.
+    """
+    parsed = make_url(url)
+    backend, _, driver = parsed.drivername.partition("+")
+    if backend == "sqlite":
+        if driver not in ("", "pysqlite"):
+            raise ValidationError(f"SQLite URLs use the built-in driver (sqlite://), not {driver}.")
+        return _sqlite_engine(parsed, busy_timeout_s)
+    if backend in ("postgresql", "postgres"):
+        if driver not in ("", "psycopg"):
+            raise ValidationError(f"PostgreSQL URLs use psycopg (postgresql://), not {driver}.")
+        return _postgresql_engine(parsed)
+    raise ValidationError(f"The SQL store serves sqlite:// and postgresql:// URLs, not {url!r}.")
+
+
+def _postgresql_engine(url: URL) -> Engine:
+    """A pooled psycopg 3 engine; a missing psycopg is reported as a missing extra."""
+    try:
+        import psycopg  # noqa: F401  (imported only to name the missing extra)
+    except ImportError as e:
+        raise MissingExtra("psycopg", "postgresql") from e
+    return sa.create_engine(
+        url.set(drivername="postgresql+psycopg"),
+        json_serializer=_dump_json,
+        # A server restart or an idle timeout leaves dead connections in the pool.
+        pool_pre_ping=True,
+    )
+
+
+def _sqlite_engine(url: URL, busy_timeout_s: float) -> Engine:
+    """An engine whose connections use WAL, foreign keys, a busy timeout and our BEGIN."""
+    memory = url.database in (None, "", ":memory:")
+    options: dict[str, Any] = {
+        "connect_args": {"check_same_thread": False},
+        "json_serializer": _dump_json,
+    }
+    if memory:
+        # One shared connection: every new connection to :memory: would be a new, empty database.
+        options["poolclass"] = StaticPool
+    elif url.database and not url.database.startswith("file:"):
+        Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    engine = sa.create_engine(url, **options)
+    busy_ms = int(busy_timeout_s * 1000)
+
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Take transaction control away from the driver; the "begin" listener emits BEGIN.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute(f"PRAGMA busy_timeout = {busy_ms}")
+            cursor.execute("PRAGMA foreign_keys = ON")
+            if not memory:
+                # Readers do not block the writer and vice versa; persistent in the file.
+                cursor.execute("PRAGMA journal_mode = WAL")
+        finally:
+            cursor.close()
+
+    def on_begin(conn: Connection) -> None:
+        write = conn.get_execution_options().get(_WRITE_OPTION, False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+    sa.event.listen(engine, "connect", on_connect)
+    sa.event.listen(engine, "begin", on_begin)
+    return engine
+
+
+def upgrade_to_head(engine: Engine) -> None:
+    """Migrate the database to the newest revision; a no-op when it is already there.
+
+    Safe when several processes call it at once: the whole upgrade runs in one transaction that
+    first takes the migration lock, so a second process waits and then finds nothing to do.
+    """
+    config = AlembicConfig()
+    # configparser interpolates "%"; a folder name containing one must be escaped.
+    config.set_main_option("script_location", str(MIGRATIONS_DIR).replace("%", "%%"))
+    config.set_main_option("path_separator", "os")
+    with _translated(), engine.connect() as conn:
+        conn.execution_options(**{_WRITE_OPTION: True})
+        with conn.begin():
+            if conn.dialect.name == "postgresql":
+                conn.execute(
+                    sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_MIGRATION_LOCK}
+                )
+            config.attributes["connection"] = conn
+            command.upgrade(config, "head")
+
+
+# --- the store ---------------------------------------------------------------------------------
+class SqlMetadataStore(MetadataStore):
+    """A :class:`MetadataStore` in a SQLite file or a PostgreSQL database.
+
+    ``url`` is a ``sqlite:///path`` or ``postgresql://user@host/db`` URL (see
+    :func:`create_store_engine`). The database is migrated to the newest schema first unless
+    ``migrate`` is false. :func:`modelyard.store.open_store` is the usual way in.
+
+    >>> store = SqlMetadataStore("sqlite://")
+    >>> store.count(Query(kind="Model"))
+    0
+    """
+
+    def __init__(self, url: str, *, busy_timeout_s: float = 30.0, migrate: bool = True) -> None:
+        engine = create_store_engine(url, busy_timeout_s=busy_timeout_s)
+        self._engine = engine
+        self._dialect = engine.dialect.name
+        self._insert = sqlite_dialect.insert if self._dialect == "sqlite" else pg_dialect.insert
+        # An in-memory SQLite database is one shared connection: transactions must not interleave.
+        shared = isinstance(engine.pool, StaticPool)
+        self._serial: contextlib.AbstractContextManager[Any] = (
+            threading.RLock() if shared else contextlib.nullcontext()
+        )
+        if migrate:
+            upgrade_to_head(engine)
+
+    @property
+    def engine(self) -> Engine:
+        """The underlying engine (for tests and diagnostics; not part of the store contract)."""
+        return self._engine
+
+    @contextlib.contextmanager
+    def _transaction(
+        self, *, write: bool, on_integrity: Callable[[], StoreError] | None = None
+    ) -> Iterator[Connection]:
+        """One transaction, committed on success; library errors become StoreError."""
+        with self._serial, _translated(on_integrity), self._engine.connect() as conn:
+            if write:
+                conn.execution_options(**{_WRITE_OPTION: True})
+            with conn.begin():
+                yield conn
+
+    # --- records ---------------------------------------------------------------------------
+    def create(self, record: Record) -> Record:
+        """Insert a new record with version 1. Raises DuplicateRecord."""
+        row = {
+            "kind": record.kind,
+            "name": record.name,
+            "name_lower": record.name.lower(),
+            "arn": record.arn,
+            "status": record.status,
+            "created": record.created,
+            "modified": record.modified,
+            "version": 1,
+            "spec": _json_document(record.spec, "spec"),
+            "state": _json_document(record.state, "state"),
+        }
+        duplicate = lambda: DuplicateRecord(record.kind, record.name)  # noqa: E731
+        with self._transaction(write=True, on_integrity=duplicate) as conn:
+            stored = conn.execute(resources.insert().values(row).returning(*resources.c)).one()
+        return _to_record(stored)
+
+    def get(self, kind: str, name: str) -> Record:
+        """Read one record. Raises RecordNotFound."""
+        with self._transaction(write=False) as conn:
+            row = conn.execute(sa.select(resources).where(*_key(kind, name))).one_or_none()
+        if row is None:
+            raise RecordNotFound(kind, name)
+        return _to_record(row)
+
+    def update(
+        self,
+        kind: str,
+        name: str,
+        version: int,
+        *,
+        status: str | None = None,
+        state: Mapping[str, Any] | None = None,
+        modified: float | None = None,
+    ) -> Record:
+        """Compare-and-swap on ``version``. Raises StaleRecord or RecordNotFound."""
+        values: dict[str, Any] = {
+            "version": resources.c.version + 1,
+            "modified": time.time() if modified is None else modified,
+        }
+        if status is not None:
+            values["status"] = status
+        if state is not None:
+            values["state"] = _json_document(state, "state")
+        statement = (
+            resources.update()
+            .where(*_key(kind, name), resources.c.version == version)
+            .values(values)
+            .returning(*resources.c)
+        )
+        with self._transaction(write=True) as conn:
+            row = conn.execute(statement).one_or_none()
+            if row is None:
+                exists = conn.execute(sa.select(resources.c.version).where(*_key(kind, name)))
+                if exists.first() is None:
+                    raise RecordNotFound(kind, name)
+                raise StaleRecord(kind, name)
+        return _to_record(row)
+
+    def delete(self, kind: str, name: str) -> None:
+        """Remove a record; its tags and metric points go with it. Raises RecordNotFound."""
+        with self._transaction(write=True) as conn:
+            if conn.execute(resources.delete().where(*_key(kind, name))).rowcount == 0:
+                raise RecordNotFound(kind, name)
+
+    def list(self, query: Query) -> builtins.list[Record]:
+        """Records passing ``query``'s filters, sorted (ties broken by name) and windowed."""
+        order = _order_by(query)
+        _check_window(query)
+        statement = sa.select(resources).where(*_filters(query)).order_by(*order)
+        if query.offset:
+            statement = statement.offset(query.offset)
+        if query.limit is not None:
+            statement = statement.limit(query.limit)
+        with self._transaction(write=False) as conn:
+            return [_to_record(row) for row in conn.execute(statement)]
+
+    def count(self, query: Query) -> int:
+        """How many records pass ``query``'s filters."""
+        statement = sa.select(sa.func.count()).select_from(resources).where(*_filters(query))
+        with self._transaction(write=False) as conn:
+            return int(conn.execute(statement).scalar_one())
+
+    # --- tags ------------------------------------------------------------------------------
+    def set_tags(self, arn: str, tags: Mapping[str, str]) -> None:
+        """Add or overwrite tags. Raises RecordNotFound when no record has ``arn``."""
+        if not tags:
+            return
+        statement = self._insert(tag_table)
+        statement = statement.on_conflict_do_update(
+            index_elements=[tag_table.c.arn, tag_table.c.key], set_={"value": statement.excluded.value}
+        )
+        rows = [{"arn": arn, "key": key, "value": value} for key, value in tags.items()]
+        with self._transaction(write=True, on_integrity=_missing_arn(arn)) as conn:
+            conn.execute(statement, rows)
+
+    def remove_tags(self, arn: str, keys: Sequence[str]) -> None:
+        """Remove tags by key; missing keys (and ARNs) are ignored."""
+        if not keys:
+            return
+        with self._transaction(write=True) as conn:
+            conn.execute(
+                tag_table.delete().where(tag_table.c.arn == arn, tag_table.c.key.in_(builtins.list(keys)))
+            )
+
+    def get_tags(self, arn: str) -> dict[str, str]:
+        """All tags of ``arn`` in key order; empty for an unknown ARN."""
+        columns = tag_table.c
+        statement = sa.select(columns.key, columns.value).where(columns.arn == arn).order_by(columns.key)
+        with self._transaction(write=False) as conn:
+            return {key: value for key, value in conn.execute(statement)}
+
+    # --- metrics ---------------------------------------------------------------------------
+    def add_metric_points(self, arn: str, points: Sequence[MetricPoint]) -> None:
+        """Store points, ignoring any whose ``(name, seq)`` is stored already.
+
+        Raises RecordNotFound when no record has ``arn``.
+        """
+        if not points:
+            return
+        statement = self._insert(metric_points).on_conflict_do_nothing(
+            index_elements=[metric_points.c.arn, metric_points.c.name, metric_points.c.seq]
+        )
+        rows = [
+            {"arn": arn, "name": p.name, "seq": p.seq, "value": p.value, "timestamp": p.timestamp}
+            for p in points
+        ]
+        with self._transaction(write=True, on_integrity=_missing_arn(arn)) as conn:
+            conn.execute(statement, rows)
+
+    def get_metric_points(self, arn: str, name: str | None = None) -> builtins.list[MetricPoint]:
+        """Points of ``arn`` (optionally of one metric) ordered by ``seq``, then name."""
+        columns = metric_points.c
+        statement = sa.select(columns.name, columns.value, columns.timestamp, columns.seq).where(
+            columns.arn == arn
+        )
+        if name is not None:
+            statement = statement.where(columns.name == name)
+        statement = statement.order_by(columns.seq, columns.name)
+        with self._transaction(write=False) as conn:
+            return [
+                # SQLite stores NaN as NULL; give NaN back so both backends read the same.
+                MetricPoint(name=n, value=math.nan if v is None else v, timestamp=t, seq=s)
+                for n, v, t, s in conn.execute(statement)
+            ]
+
+    # --- lifecycle -------------------------------------------------------------------------
+    def close(self) -> None:
+        """Close pooled connections; the store must not be used afterwards."""
+        self._engine.dispose()
+
+
+# --- helpers -----------------------------------------------------------------------------------
+def _key(kind: str, name: str) -> tuple[sa.ColumnElement[bool], ...]:
+    """The WHERE clause addressing one record."""
+    return (resources.c.kind == kind, resources.c.name == name)
+
+
+def _filters(query: Query) -> builtins.list[sa.ColumnElement[bool]]:
+    """The WHERE clauses of ``query`` (bounds are exclusive)."""
+    c = resources.c
+    clauses = [c.kind == query.kind]
+    if query.name_contains:
+        # autoescape: a "%" or "_" in the user's text matches itself, not a wildcard.
+        clauses.append(c.name_lower.contains(query.name_contains.lower(), autoescape=True))
+    if query.status_in is not None:
+        if isinstance(query.status_in, str):
+            raise ValidationError("Query.status_in must be a sequence of statuses, not a string.")
+        clauses.append(c.status.in_(builtins.list(query.status_in)))
+    for column, after, before in (
+        (c.created, query.created_after, query.created_before),
+        (c.modified, query.modified_after, query.modified_before),
+    ):
+        if after is not None:
+            clauses.append(column > after)
+        if before is not None:
+            clauses.append(column < before)
+    return clauses
+
+
+def _order_by(query: Query) -> builtins.list[sa.ColumnElement[Any]]:
+    """Sort column plus a name tiebreak (names are unique per kind), same direction."""
+    column = _SORT_COLUMNS.get(query.sort_by)
+    if column is None:
+        raise ValidationError(
+            f"Cannot sort by {query.sort_by!r}; use one of {', '.join(sorted(_SORT_COLUMNS))}."
+        )
+    columns = [column] if query.sort_by == "name" else [column, resources.c.name]
+    return [col.desc() if query.descending else col.asc() for col in columns]
+
+
+def _check_window(query: Query) -> None:
+    """Refuse page windows that SQL would reject or misread."""
+    if query.offset < 0 or (query.limit is not None and query.limit < 0):
+        raise ValidationError("Query.offset and Query.limit must not be negative.")
+
+
+def _to_record(row: sa.Row[Any]) -> Record:
+    """A frozen record from a row; spec and state were freshly parsed, so nothing is shared."""
+    return Record(
+        kind=row.kind,
+        name=row.name,
+        arn=row.arn,
+        status=row.status,
+        created=row.created,
+        modified=row.modified,
+        version=row.version,
+        # Read-only views: a caller who mutates a record it read would otherwise believe it
+        # changed the store. Nested values are private to this record.
+        spec=MappingProxyType(row.spec),
+        state=MappingProxyType(row.state),
+    )
+
+
+def _json_document(value: Mapping[str, Any], field: str) -> dict[str, Any]:
+    """A plain deep copy of ``value`` as it will be stored; ValidationError if it is not JSON.
+
+    Checked here, before any SQL, because drivers serialise at different moments (psycopg
+    inside ``execute``, bypassing SQLAlchemy's error wrapping) and the caller's mistake must
+    read the same on every backend.
+    """
+    try:
+        document = json.loads(_dump_json(value))
+    except (TypeError, ValueError) as e:
+        raise ValidationError(f"Record {field} must be JSON-serialisable: {e}") from e
+    if not isinstance(document, dict):
+        raise ValidationError(f"Record {field} must be a JSON object, not {type(value).__name__}.")
+    return document
+
+
+def _dump_json(value: Any) -> str:
+    """JSON for spec/state columns; mappings (e.g. another record's state) become objects.
+
+    NaN and infinities are refused on every backend because PostgreSQL's JSON type refuses them.
+    """
+    return json.dumps(value, allow_nan=False, default=_jsonable, separators=(",", ":"))
+
+
+def _jsonable(value: Any) -> Any:
+    """``json.dumps`` fallback: read-only mappings become dicts; anything else is an error."""
+    if isinstance(value, Mapping):
+        return dict(value)
+    raise TypeError(f"{type(value).__name__} is not JSON-serialisable")
+
+
+def _missing_arn(arn: str) -> Callable[[], StoreError]:
+    """The error for a tag or metric write whose ARN has no record (a foreign-key violation)."""
+    return lambda: RecordNotFound("resource", arn)
+
+
+@contextlib.contextmanager
+def _translated(on_integrity: Callable[[], StoreError] | None = None) -> Iterator[None]:
+    """Translate SQLAlchemy errors into StoreError (or ``on_integrity()``), chained."""
+    try:
+        yield
+    except sa_exc.IntegrityError as e:
+        if on_integrity is not None:
+            raise on_integrity() from e
+        raise StoreError(f"Metadata store constraint violated: {_describe(e)}") from e
+    except sa_exc.SQLAlchemyError as e:
+        raise StoreError(f"Metadata store failed: {_describe(e)}") from e
+
+
+def _describe(error: sa_exc.SQLAlchemyError) -> str:
+    """The driver's own first line, without the SQL text and parameters SQLAlchemy appends."""
+    cause = getattr(error, "orig", None) or error
+    first_line = str(cause).strip().splitlines()[0] if str(cause).strip() else ""
+    return f"{type(cause).__name__}: {first_line}"

@@ -1,0 +1,157 @@
+"""The training-job operations of the SageMaker API.
+
+Each handler validates, writes desired state and returns at once; the controller does the rest.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from modelyard.api.listing import list_page
+from modelyard.core.arns import make_arn, name_from_arn
+from modelyard.core.errors import LegacyNotFound, ResourceInUse, ValidationError
+from modelyard.core.settings import Settings
+from modelyard.jobs import status as js
+from modelyard.store.base import DuplicateRecord, MetadataStore, Record, RecordNotFound
+from modelyard.training import spec as training_spec
+from modelyard.training.controller import KIND, TrainingJobController, final_metrics
+
+Handler = Callable[[dict[str, Any]], dict[str, Any]]
+
+_DEFAULT_STOPPING = {"MaxRuntimeInSeconds": 86400}
+
+
+class TrainingService:
+    """CreateTrainingJob, DescribeTrainingJob, ListTrainingJobs, StopTrainingJob, DeleteTrainingJob."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: MetadataStore,
+        controller: TrainingJobController,
+        wake: Callable[[], None],
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.controller = controller
+        self.wake = wake
+
+    def operations(self) -> dict[str, Handler]:
+        return {
+            "CreateTrainingJob": self.create,
+            "DescribeTrainingJob": self.describe,
+            "ListTrainingJobs": self.list,
+            "StopTrainingJob": self.stop,
+            "DeleteTrainingJob": self.delete,
+        }
+
+    def arn(self, name: str) -> str:
+        return make_arn(self.settings.region, self.settings.account_id, "training-job", name)
+
+    # --- operations ----------------------------------------------------------------------
+    def create(self, params: dict[str, Any]) -> dict[str, Any]:
+        training_spec.validate_create(params)
+        name = params["TrainingJobName"]
+        spec = {k: v for k, v in params.items() if k != "Tags"}
+        spec.setdefault("StoppingCondition", dict(_DEFAULT_STOPPING))
+        spec["StoppingCondition"].setdefault("MaxRuntimeInSeconds", 86400)
+        now = time.time()
+        record = Record(
+            kind=KIND, name=name, arn=self.arn(name), status="InProgress", created=now,
+            modified=now, version=1, spec=spec, state=js.initial(now),
+        )
+        try:
+            self.store.create(record)
+        except DuplicateRecord as e:
+            raise ResourceInUse(f"Training job {name} already exists.") from e
+        if params.get("Tags"):
+            self.store.set_tags(record.arn, {t["Key"]: t["Value"] for t in params["Tags"]})
+        self.wake()
+        return {"TrainingJobArn": record.arn}
+
+    def describe(self, params: dict[str, Any]) -> dict[str, Any]:
+        return self.description(self._get(params["TrainingJobName"]))
+
+    def list(self, params: dict[str, Any]) -> dict[str, Any]:
+        records, token = list_page(self.store, KIND, params)
+        summaries = [self._summary(r) for r in records]
+        return {"TrainingJobSummaries": summaries, "NextToken": token}
+
+    def stop(self, params: dict[str, Any]) -> dict[str, Any]:
+        record = self._get(params["TrainingJobName"])
+        if record.status != "InProgress":
+            raise ValidationError(
+                f"The request was rejected because the training job is in status {record.status}."
+            )
+        self.controller.request_stop(record.name)
+        self.wake()
+        return {}
+
+    def interrupt(self, name_or_arn: str) -> None:
+        """Reclaim a managed-spot job's capacity as AWS would: it restarts from its checkpoints."""
+        record = self._get(name_or_arn)
+        if not record.spec.get("EnableManagedSpotTraining"):
+            raise ValidationError(
+                f"Training job {record.name} does not use managed spot training; only spot jobs "
+                "can be interrupted."
+            )
+        if record.status != "InProgress" or record.state.get("_run", {}).get("phase") != "running":
+            raise ValidationError(f"Training job {record.name} is not running; nothing to interrupt.")
+        self.controller.request_interrupt(record.name)
+        self.wake()
+
+    def delete(self, params: dict[str, Any]) -> dict[str, Any]:
+        record = self._get(params["TrainingJobName"])
+        if record.status not in js.TERMINAL:
+            raise ResourceInUse(
+                f"Training job {record.name} is {record.status}; stop it before deleting it."
+            )
+        self.store.delete(KIND, record.name)
+        self.controller.delete_files(record.name)
+        return {}
+
+    # --- views ---------------------------------------------------------------------------
+    def description(self, record: Record) -> dict[str, Any]:
+        """DescribeTrainingJob's answer: the request echoed, plus what has happened since."""
+        state = record.state
+        run = state.get("_run", {})
+        out = dict(record.spec)
+        out.update(
+            TrainingJobArn=record.arn,
+            TrainingJobStatus=state["Status"],
+            SecondaryStatus=state["SecondaryStatus"],
+            SecondaryStatusTransitions=state["SecondaryStatusTransitions"],
+            CreationTime=record.created,
+            LastModifiedTime=state.get("LastModifiedTime", record.modified),
+            ModelArtifacts={"S3ModelArtifacts": training_spec.model_artifacts_uri(record.spec, record.name)},
+            FailureReason=state.get("FailureReason"),
+            TrainingStartTime=run.get("started"),
+            TrainingEndTime=run.get("ended"),
+            TrainingTimeInSeconds=state.get("TrainingTimeInSeconds"),
+            BillableTimeInSeconds=state.get("BillableTimeInSeconds"),
+        )
+        out["FinalMetricDataList"] = state.get("FinalMetricDataList") if js.is_terminal(state) \
+            else final_metrics(self.store.get_metric_points(record.arn))
+        return out
+
+    def _summary(self, record: Record) -> dict[str, Any]:
+        run = record.state.get("_run", {})
+        return {
+            "TrainingJobName": record.name,
+            "TrainingJobArn": record.arn,
+            "CreationTime": record.created,
+            "TrainingEndTime": run.get("ended"),
+            "LastModifiedTime": record.state.get("LastModifiedTime", record.modified),
+            "TrainingJobStatus": record.status,
+            "SecondaryStatus": record.state.get("SecondaryStatus"),
+        }
+
+    def _get(self, name_or_arn: str) -> Record:
+        name = name_from_arn(name_or_arn)
+        try:
+            return self.store.get(KIND, name)
+        except RecordNotFound as e:
+            raise LegacyNotFound("training job", self.arn(name), "Requested resource not found.") from e
+

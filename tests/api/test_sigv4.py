@@ -1,0 +1,281 @@
+"""SigV4 verification against requests signed by botocore itself."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest, AWSResponse
+from botocore.credentials import Credentials
+from botocore.session import get_session
+
+from modelyard.api.sigv4 import Principal, verify_request
+from modelyard.api.sts import handle_sts
+from modelyard.core.errors import AuthenticationError
+
+ACCESS_KEY = "MYAKTESTTESTTESTTEST"
+SECRET_KEY = "s3cr3t/s3cr3t+s3cr3t/s3cr3t+s3cr3t/s3cr3"
+REGION = "us-west-2"
+ENDPOINT = "http://127.0.0.1:8080"
+
+
+def lookup(key: str) -> str | None:
+    return SECRET_KEY if key == ACCESS_KEY else None
+
+
+@dataclass
+class Sent:
+    """One request as it left the client, split the way a server receives it."""
+
+    method: str
+    path: str
+    query: str
+    headers: dict[str, str]
+    body: bytes
+
+    def verify(self, **overrides: Any) -> Principal:
+        args: dict[str, Any] = {
+            "method": self.method,
+            "path": self.path,
+            "query": self.query,
+            "headers": self.headers,
+            "body": self.body,
+            "lookup_secret": lookup,
+        }
+        args.update(overrides)
+        return verify_request(**args)
+
+
+class _Raw(io.BytesIO):
+    def stream(self, *args: Any, **kwargs: Any) -> Iterator[bytes]:
+        yield self.getvalue()
+
+
+@dataclass
+class Capture:
+    """Answers every request of a botocore client locally and keeps what was sent."""
+
+    reply: bytes = b"{}"
+    sent: list[Sent] = field(default_factory=list)
+
+    def __call__(self, request: Any, **kwargs: Any) -> AWSResponse:
+        parts = urlsplit(request.url)
+        body = request.body or b""
+        if isinstance(body, str):
+            body = body.encode("utf-8")
+        elif hasattr(body, "read"):
+            body = body.read()
+        headers = {k.lower(): v.decode() if isinstance(v, bytes) else v
+                   for k, v in request.headers.items()}
+        # The HTTP client adds Host from the URL; the signer signed that value.
+        headers.setdefault("host", parts.netloc)
+        self.sent.append(Sent(request.method, parts.path, parts.query, headers, body))
+        raw = _Raw(self.reply)
+        return AWSResponse(request.url, 200, {"content-length": str(len(self.reply))}, raw)
+
+
+def _client(service: str, capture: Capture, secret: str = SECRET_KEY) -> Any:
+    client = get_session().create_client(
+        service,
+        region_name=REGION,
+        endpoint_url=ENDPOINT,
+        aws_access_key_id=ACCESS_KEY,
+        aws_secret_access_key=secret,
+    )
+    client.meta.events.register("before-send", capture)
+    return client
+
+
+def _sign(
+    method: str, url: str, body: bytes = b"", headers: dict[str, str] | None = None,
+    service: str = "sagemaker",
+) -> Sent:
+    request = AWSRequest(method=method, url=url, data=body, headers=headers or {})
+    SigV4Auth(Credentials(ACCESS_KEY, SECRET_KEY), service, REGION).add_auth(request)
+    parts = urlsplit(url)
+    sent_headers = {k.lower(): v for k, v in request.headers.items()}
+    sent_headers["host"] = parts.netloc
+    return Sent(method, parts.path, parts.query, sent_headers, body)
+
+
+# -- real client requests ----------------------------------------------------------------------
+
+
+def test_sagemaker_control_plane_request_verifies() -> None:
+    capture = Capture()
+    _client("sagemaker", capture).describe_training_job(TrainingJobName="abalone-1")
+    (sent,) = capture.sent
+    assert sent.headers["x-amz-target"] == "SageMaker.DescribeTrainingJob"
+    assert sent.verify() == Principal(ACCESS_KEY, REGION, "sagemaker")
+
+
+def test_logs_request_verifies_with_logs_scope() -> None:
+    capture = Capture(reply=b'{"logStreams":[]}')
+    _client("logs", capture).describe_log_streams(
+        logGroupName="/aws/sagemaker/TrainingJobs", logStreamNamePrefix="abalone-1/"
+    )
+    assert capture.sent[0].verify() == Principal(ACCESS_KEY, REGION, "logs")
+
+
+def test_sts_form_request_verifies_and_client_reads_answer() -> None:
+    capture = Capture()
+    client = _client("sts", capture)
+
+    def answer(request: Any, **kwargs: Any) -> AWSResponse:
+        capture(request)
+        sent = capture.sent[-1]
+        principal = sent.verify()
+        form = dict(pair.split("=", 1) for pair in sent.body.decode().split("&"))
+        _, headers, body = handle_sts(form, principal, "123456789012")
+        return AWSResponse(request.url, 200, headers, _Raw(body))
+
+    client.meta.events.unregister("before-send", capture)
+    client.meta.events.register("before-send", answer)
+    identity = client.get_caller_identity()
+    assert identity["Account"] == "123456789012"
+    assert identity["UserId"] == ACCESS_KEY
+    assert capture.sent[0].verify().service == "sts"
+
+
+def test_runtime_request_with_path_and_custom_headers_verifies() -> None:
+    capture = Capture(reply=b"0.5")
+    _client("sagemaker-runtime", capture).invoke_endpoint(
+        EndpointName="my-endpoint",
+        Body=b"1,2,3",
+        ContentType="text/csv",
+        CustomAttributes="trace=1",
+    )
+    (sent,) = capture.sent
+    assert sent.path == "/endpoints/my-endpoint/invocations"
+    assert "x-amzn-sagemaker-custom-attributes" in sent.headers["authorization"]
+    assert sent.verify().service == "sagemaker"
+
+
+def test_query_string_with_repeated_keys_and_escapes_verifies() -> None:
+    capture = Capture(reply=b"{}")
+    _client("sagemaker-featurestore-runtime", capture).get_record(
+        FeatureGroupName="fg-1",
+        RecordIdentifierValueAsString="a b/c+d",
+        FeatureNames=["z", "a"],
+    )
+    (sent,) = capture.sent
+    assert sent.method == "GET"
+    assert "FeatureName=z" in sent.query and "FeatureName=a" in sent.query
+    assert sent.verify().access_key_id == ACCESS_KEY
+
+
+def test_query_in_a_different_but_equivalent_encoding_still_verifies() -> None:
+    sent = _sign("GET", f"{ENDPOINT}/things?b=2&a=x%2Fy&empty=")
+    sent.query = "a=x/y&empty&b=2"  # a proxy re-encoded and reordered the query
+    assert sent.verify().access_key_id == ACCESS_KEY
+
+
+# -- tampering ---------------------------------------------------------------------------------
+
+
+def _signed_control_request() -> Sent:
+    capture = Capture()
+    _client("sagemaker", capture).describe_training_job(TrainingJobName="abalone-1")
+    return capture.sent[0]
+
+
+def _code_and_message(sent: Sent, **overrides: Any) -> tuple[str, str]:
+    with pytest.raises(AuthenticationError) as info:
+        sent.verify(**overrides)
+    assert info.value.status == 403
+    return info.value.code, info.value.message
+
+
+def test_tampered_body_is_rejected() -> None:
+    sent = _signed_control_request()
+    body = sent.body.replace(b"abalone-1", b"abalone-2")
+    code, message = _code_and_message(sent, body=body)
+    assert code == "InvalidSignatureException"
+    assert message.startswith("The request signature we calculated does not match")
+
+
+def test_tampered_signed_header_is_rejected_unsigned_header_is_not() -> None:
+    sent = _signed_control_request()
+    forged = dict(sent.headers, **{"x-amz-target": "SageMaker.DeleteModel"})
+    assert _code_and_message(sent, headers=forged)[0] == "InvalidSignatureException"
+    relabelled = dict(sent.headers, **{"user-agent": "something-else"})
+    assert sent.verify(headers=relabelled).access_key_id == ACCESS_KEY
+
+
+def test_tampered_path_method_and_query_are_rejected() -> None:
+    sent = _sign("GET", f"{ENDPOINT}/things?a=1")
+    assert _code_and_message(sent, path="/other")[0] == "InvalidSignatureException"
+    assert _code_and_message(sent, method="DELETE")[0] == "InvalidSignatureException"
+    assert _code_and_message(sent, query="a=2")[0] == "InvalidSignatureException"
+
+
+def test_wrong_secret_is_rejected() -> None:
+    capture = Capture()
+    _client("sagemaker", capture, secret="x" * 40).list_models()
+    code, _ = _code_and_message(capture.sent[0])
+    assert code == "InvalidSignatureException"
+
+
+def test_missing_authorization() -> None:
+    sent = _signed_control_request()
+    headers = {k: v for k, v in sent.headers.items() if k != "authorization"}
+    assert _code_and_message(sent, headers=headers) == (
+        "MissingAuthenticationTokenException",
+        "Missing Authentication Token",
+    )
+
+
+def test_unknown_access_key() -> None:
+    sent = _signed_control_request()
+    assert _code_and_message(sent, lookup_secret=lambda key: None) == (
+        "UnrecognizedClientException",
+        "The security token included in the request is invalid.",
+    )
+
+
+def test_malformed_authorization_header() -> None:
+    sent = _signed_control_request()
+    broken = dict(sent.headers, authorization="AWS4-HMAC-SHA256 Credential=x/y")
+    code, message = _code_and_message(sent, headers=broken)
+    assert code == "IncompleteSignatureException"
+    assert "SignedHeaders" in message
+
+
+def test_clock_skew_beyond_fifteen_minutes() -> None:
+    sent = _signed_control_request()
+    signed_at = time.time()
+    assert sent.verify(now=signed_at + 14 * 60).service == "sagemaker"
+    code, message = _code_and_message(sent, now=signed_at + 16 * 60)
+    assert code == "InvalidSignatureException"
+    assert message.startswith(f"Signature expired: {sent.headers['x-amz-date']} is now earlier than ")
+    assert message.endswith(" - 15 min.)")
+    code, message = _code_and_message(sent, now=signed_at - 16 * 60)
+    assert message.startswith("Signature not yet current: ")
+
+
+# -- payload hash header -----------------------------------------------------------------------
+
+
+def test_content_sha256_header_matching_body() -> None:
+    body = b'{"a":1}'
+    digest = hashlib.sha256(body).hexdigest()
+    sent = _sign("POST", f"{ENDPOINT}/", body, {"X-Amz-Content-SHA256": digest})
+    assert "x-amz-content-sha256" in sent.headers["authorization"]
+    assert sent.verify().access_key_id == ACCESS_KEY
+    code, message = _code_and_message(sent, body=b'{"a":2}')
+    assert code == "InvalidSignatureException"
+    assert "x-amz-content-sha256" in message
+
+
+def test_unsigned_payload() -> None:
+    sent = _sign("PUT", f"{ENDPOINT}/obj", b"data", {"X-Amz-Content-SHA256": "UNSIGNED-PAYLOAD"})
+    assert sent.verify().access_key_id == ACCESS_KEY
+    # The client chose not to sign the body, so a different body still verifies.
+    assert sent.verify(body=b"other").access_key_id == ACCESS_KEY

@@ -1,0 +1,1 @@
+"""Tests of modelyard.artifacts: store conformance, the URI facade and archives."""
