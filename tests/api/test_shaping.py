@@ -10,6 +10,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 from botocore.model import ShapeResolver
+from botocore.awsrequest import HTTPHeaders
 from botocore.parsers import create_parser
 from botocore.response import StreamingBody
 
@@ -140,7 +141,8 @@ def test_invoke_endpoint_returns_raw_body_and_headers() -> None:
     assert op.has_streaming_output
     stream = StreamingBody(io.BytesIO(body), len(body))
     parsed = create_parser("rest-json").parse(
-        {"status_code": status, "headers": headers, "body": stream}, op.output_shape
+        {"status_code": status, "headers": HTTPHeaders.from_dict(headers), "body": stream},
+        op.output_shape,
     )
     assert parsed["Body"].read() == b"\x00prediction"
     assert parsed["ContentType"] == "text/csv"

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-import io
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -14,83 +11,13 @@ import pytest
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest, AWSResponse
 from botocore.credentials import Credentials
-from botocore.session import get_session
 
-from modelyard.api.sigv4 import Principal, verify_request
+from modelyard.api.sigv4 import Principal
 from modelyard.api.sts import handle_sts
 from modelyard.core.errors import AuthenticationError
 
-ACCESS_KEY = "MYAKTESTTESTTESTTEST"
-SECRET_KEY = "s3cr3t/s3cr3t+s3cr3t/s3cr3t+s3cr3t/s3cr3"
-REGION = "us-west-2"
-ENDPOINT = "http://127.0.0.1:8080"
-
-
-def lookup(key: str) -> str | None:
-    return SECRET_KEY if key == ACCESS_KEY else None
-
-
-@dataclass
-class Sent:
-    """One request as it left the client, split the way a server receives it."""
-
-    method: str
-    path: str
-    query: str
-    headers: dict[str, str]
-    body: bytes
-
-    def verify(self, **overrides: Any) -> Principal:
-        args: dict[str, Any] = {
-            "method": self.method,
-            "path": self.path,
-            "query": self.query,
-            "headers": self.headers,
-            "body": self.body,
-            "lookup_secret": lookup,
-        }
-        args.update(overrides)
-        return verify_request(**args)
-
-
-class _Raw(io.BytesIO):
-    def stream(self, *args: Any, **kwargs: Any) -> Iterator[bytes]:
-        yield self.getvalue()
-
-
-@dataclass
-class Capture:
-    """Answers every request of a botocore client locally and keeps what was sent."""
-
-    reply: bytes = b"{}"
-    sent: list[Sent] = field(default_factory=list)
-
-    def __call__(self, request: Any, **kwargs: Any) -> AWSResponse:
-        parts = urlsplit(request.url)
-        body = request.body or b""
-        if isinstance(body, str):
-            body = body.encode("utf-8")
-        elif hasattr(body, "read"):
-            body = body.read()
-        headers = {k.lower(): v.decode() if isinstance(v, bytes) else v
-                   for k, v in request.headers.items()}
-        # The HTTP client adds Host from the URL; the signer signed that value.
-        headers.setdefault("host", parts.netloc)
-        self.sent.append(Sent(request.method, parts.path, parts.query, headers, body))
-        raw = _Raw(self.reply)
-        return AWSResponse(request.url, 200, {"content-length": str(len(self.reply))}, raw)
-
-
-def _client(service: str, capture: Capture, secret: str = SECRET_KEY) -> Any:
-    client = get_session().create_client(
-        service,
-        region_name=REGION,
-        endpoint_url=ENDPOINT,
-        aws_access_key_id=ACCESS_KEY,
-        aws_secret_access_key=secret,
-    )
-    client.meta.events.register("before-send", capture)
-    return client
+from .wire import ACCESS_KEY, ENDPOINT, REGION, SECRET_KEY, Capture, RawBody, Sent
+from .wire import client as _client
 
 
 def _sign(
@@ -134,7 +61,7 @@ def test_sts_form_request_verifies_and_client_reads_answer() -> None:
         principal = sent.verify()
         form = dict(pair.split("=", 1) for pair in sent.body.decode().split("&"))
         _, headers, body = handle_sts(form, principal, "123456789012")
-        return AWSResponse(request.url, 200, headers, _Raw(body))
+        return AWSResponse(request.url, 200, headers, RawBody(body))
 
     client.meta.events.unregister("before-send", capture)
     client.meta.events.register("before-send", answer)
@@ -254,7 +181,8 @@ def test_clock_skew_beyond_fifteen_minutes() -> None:
     assert sent.verify(now=signed_at + 14 * 60).service == "sagemaker"
     code, message = _code_and_message(sent, now=signed_at + 16 * 60)
     assert code == "InvalidSignatureException"
-    assert message.startswith(f"Signature expired: {sent.headers['x-amz-date']} is now earlier than ")
+    signed = sent.headers["x-amz-date"]
+    assert message.startswith(f"Signature expired: {signed} is now earlier than ")
     assert message.endswith(" - 15 min.)")
     code, message = _code_and_message(sent, now=signed_at - 16 * 60)
     assert message.startswith("Signature not yet current: ")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import json
+from datetime import datetime, timezone
 from typing import Any
 
 import pytest
@@ -10,6 +12,9 @@ import pytest
 from modelyard.api.models import operation
 from modelyard.api.validation import find_problems, parse_timestamp, validate_input
 from modelyard.core.errors import ValidationError
+
+from .wire import Capture
+from .wire import client as wire_client
 
 NAME_PATTERN = operation("sagemaker", "DescribeTrainingJob").input_shape.members[
     "TrainingJobName"
@@ -284,3 +289,20 @@ def test_operation_without_input_members() -> None:
     assert validate_input(op, {}) == {}
     _, problems = find_problems(op, {"Foo": "x"})
     assert problems == ["Unknown parameter 'Foo'"]
+
+
+def test_bodies_sent_by_botocore_validate() -> None:
+    capture = Capture(reply=b"{}")
+    sagemaker = wire_client("sagemaker", capture)
+    sagemaker.create_training_job(**_create_training_job())
+    sagemaker.list_training_jobs(
+        CreationTimeAfter=datetime(2024, 1, 1, tzinfo=timezone.utc), MaxResults=5
+    )
+    create, listing = (json.loads(sent.body) for sent in capture.sent)
+    assert validate_input(operation("sagemaker", "CreateTrainingJob"), create) == (
+        _create_training_job()
+    )
+    assert validate_input(operation("sagemaker", "ListTrainingJobs"), listing) == {
+        "CreationTimeAfter": 1704067200.0,
+        "MaxResults": 5,
+    }

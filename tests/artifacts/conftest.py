@@ -12,10 +12,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support.seaweedfs import S3Server, find_weed, start_seaweedfs
 
 from modelyard.artifacts import Artifacts, LocalObjectStore, ObjectStore
 from modelyard.core.settings import Settings
+from tests.support.seaweedfs import S3Server, find_weed, start_seaweedfs
 
 BACKENDS = [pytest.param("local", id="local"), pytest.param("s3", id="s3", marks=pytest.mark.s3)]
 

@@ -64,11 +64,11 @@ def start_server(home: Path, extra_env: dict[str, str] | None = None) -> Running
     env.update({"MODELYARD_STRICT_RESPONSES": "1", "MODELYARD_STOP_GRACE_SECONDS": "10"})
     env.update(extra_env or {})
     (home / "server.json").unlink(missing_ok=True)
-    log = open(home / "server.log", "ab")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "modelyard", "server", "--home", str(home), "--port", "0"],
-        env=env, stdout=log, stderr=subprocess.STDOUT,
-    )
+    with open(home / "server.log", "ab") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "modelyard", "server", "--home", str(home), "--port", "0"],
+            env=env, stdout=log, stderr=subprocess.STDOUT,
+        )
     deadline = time.monotonic() + _START_TIMEOUT
     while time.monotonic() < deadline:
         if proc.poll() is not None:

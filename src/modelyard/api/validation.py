@@ -52,6 +52,12 @@ _REDACTED = "*** Sensitive Data Redacted ***"
 _UNSUPPORTED: set[str] = set()
 
 
+def _local_uri_in_s3_field(pattern: str, value: str) -> bool:
+    """modelyard takes ``file://`` URIs and absolute local paths wherever SageMaker takes S3 URIs."""
+    s3_field = "s3)://" in pattern or "s3://" in pattern
+    return s3_field and value.startswith(("file:///", "/"))
+
+
 def validate_input(operation_model: OperationModel, params: Mapping[str, Any]) -> dict[str, Any]:
     """Check ``params`` against the operation's input shape and return them converted.
 
@@ -231,7 +237,8 @@ class _Walker:
         too_long = length > shape.metadata.get("max", math.inf) and length > _PATTERN_SKIP_LENGTH
         if pattern and not too_long:
             compiled = _compiled(pattern)
-            if compiled is not None and compiled.fullmatch(value) is None:
+            if compiled is not None and compiled.fullmatch(value) is None \
+                    and not _local_uri_in_s3_field(pattern, value):
                 constraint = f"Member must satisfy regular expression pattern: {pattern}"
                 self.problem(value, path, constraint, shape, subject)
         return value

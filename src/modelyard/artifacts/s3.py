@@ -151,7 +151,10 @@ class S3ObjectStore(ObjectStore):
         bucket, _, name_prefix = prefix.partition("/")
         if not bucket:
             raise ArtifactError("An S3 listing needs at least a bucket name.")
-        return self._list(bucket, name_prefix)
+        # AWS lists in key order but SeaweedFS (and some others) list in directory-walk order
+        # ("p/a" before "p-x"). The contract and ShardedByS3Key need one order everywhere, so
+        # sort here; a listing is small next to the objects it names.
+        return iter(sorted(self._list(bucket, name_prefix), key=lambda info: info.key))
 
     def _list(self, bucket: str, name_prefix: str) -> Iterator[ObjectInfo]:
         paginator = self._client.get_paginator("list_objects_v2")

@@ -90,5 +90,7 @@ def fetch_code(store: Artifacts, source: str, code_dir: Path, reporter: Reporter
             with store.open_read(source) as stream:
                 extract_tar(stream, code_dir)
         except ArtifactNotFound as e:
-            raise ClientError(f"No code found at {source} (sagemaker_submit_directory)") from e
+            raise ClientError(f"No code found at {source} (sagemaker_submit_directory).") from e
+        except ArtifactError as e:  # an unsafe or corrupt archive is the caller's
+            raise ClientError(f"Cannot use the code at {source}: {e}") from e
     reporter.runtime_log(f"Code from {source} is in {code_dir}")

@@ -241,11 +241,13 @@ def _channel(name: str, value: Any, scratch: Path, content_type: str | None) -> 
         buffer = io.StringIO()
         value.to_csv(buffer, header=False, index=False)
         path.write_text(buffer.getvalue())
-        uri, content_type = str(path.parent.resolve()), content_type or "text/csv"
+        uri, content_type = str(path.parent.resolve()) + "/", content_type or "text/csv"
     else:
         uri = str(value)
         if not uri.startswith(("s3://", "file://")):
-            uri = str(Path(uri).resolve())
+            local = Path(uri).resolve()
+            # a directory's files land directly in the channel, as with an S3 prefix ending in /
+            uri = str(local) + ("/" if local.is_dir() else "")
         if content_type is None and uri.endswith(".csv"):
             content_type = "text/csv"
     channel: dict[str, Any] = {

@@ -6,10 +6,10 @@ this package costs nothing beyond the interface::
     store = open_store("sqlite:////home/me/.modelyard/modelyard.db")
     store = open_store("postgresql://modelyard@db.internal/modelyard")
 
-| scheme                  | backend                                  | extra        |
-| ----------------------- | ---------------------------------------- | ------------ |
-| ``sqlite``              | :class:`~modelyard.store.sql.SqlMetadataStore` (WAL file) | none |
-| ``postgresql``, ``postgres`` | :class:`~modelyard.store.sql.SqlMetadataStore` (psycopg 3) | ``postgresql`` |
+| scheme                       | backend                                | extra          |
+| ---------------------------- | -------------------------------------- | -------------- |
+| ``sqlite``                   | ``SqlMetadataStore`` on a WAL file     | none           |
+| ``postgresql``, ``postgres`` | ``SqlMetadataStore`` through psycopg 3 | ``postgresql`` |
 """
 
 from __future__ import annotations

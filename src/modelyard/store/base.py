@@ -23,6 +23,7 @@ Contract for every implementation:
 from __future__ import annotations
 
 import abc
+import builtins
 import dataclasses
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
@@ -147,7 +148,7 @@ class MetadataStore(abc.ABC):
     # --- tags ----------------------------------------------------------------------------
     @abc.abstractmethod
     def set_tags(self, arn: str, tags: Mapping[str, str]) -> None:
-        """Add or overwrite tags on a resource ARN."""
+        """Add or overwrite tags on a resource ARN. Raises RecordNotFound for an unknown ARN."""
 
     @abc.abstractmethod
     def remove_tags(self, arn: str, keys: Sequence[str]) -> None:
@@ -160,10 +161,17 @@ class MetadataStore(abc.ABC):
     # --- metrics -------------------------------------------------------------------------
     @abc.abstractmethod
     def add_metric_points(self, arn: str, points: Sequence[MetricPoint]) -> None:
-        """Record points; a point whose ``(name, seq)`` is already stored is ignored."""
+        """Record points; a point whose ``(name, seq)`` is already stored is ignored.
 
+        Raises RecordNotFound when no record has ``arn`` (so a re-created resource never
+        inherits the points of a deleted one).
+        """
+
+    # builtins.list: inside this class body a bare ``list`` names the method above.
     @abc.abstractmethod
-    def get_metric_points(self, arn: str, name: str | None = None) -> list[MetricPoint]:
+    def get_metric_points(
+        self, arn: str, name: str | None = None
+    ) -> builtins.list[MetricPoint]:
         """Points of one ARN (optionally one metric), ordered by ``seq``."""
 
     # --- lifecycle -----------------------------------------------------------------------

@@ -297,9 +297,10 @@ class SqlMetadataStore(MetadataStore):
         """Add or overwrite tags. Raises RecordNotFound when no record has ``arn``."""
         if not tags:
             return
+        columns = tag_table.c
         statement = self._insert(tag_table)
         statement = statement.on_conflict_do_update(
-            index_elements=[tag_table.c.arn, tag_table.c.key], set_={"value": statement.excluded.value}
+            index_elements=[columns.arn, columns.key], set_={"value": statement.excluded.value}
         )
         rows = [{"arn": arn, "key": key, "value": value} for key, value in tags.items()]
         with self._transaction(write=True, on_integrity=_missing_arn(arn)) as conn:
@@ -309,15 +310,19 @@ class SqlMetadataStore(MetadataStore):
         """Remove tags by key; missing keys (and ARNs) are ignored."""
         if not keys:
             return
+        columns = tag_table.c
+        statement = tag_table.delete().where(
+            columns.arn == arn, columns.key.in_(builtins.list(keys))
+        )
         with self._transaction(write=True) as conn:
-            conn.execute(
-                tag_table.delete().where(tag_table.c.arn == arn, tag_table.c.key.in_(builtins.list(keys)))
-            )
+            conn.execute(statement)
 
     def get_tags(self, arn: str) -> dict[str, str]:
         """All tags of ``arn`` in key order; empty for an unknown ARN."""
         columns = tag_table.c
-        statement = sa.select(columns.key, columns.value).where(columns.arn == arn).order_by(columns.key)
+        statement = (
+            sa.select(columns.key, columns.value).where(columns.arn == arn).order_by(columns.key)
+        )
         with self._transaction(write=False) as conn:
             return {key: value for key, value in conn.execute(statement)}
 

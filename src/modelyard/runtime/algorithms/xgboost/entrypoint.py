@@ -44,7 +44,7 @@ def run(env: AlgorithmEnvironment) -> None:
     """Validate, load the channels, train (resuming from checkpoints) and save the model."""
     # Imported here so a failure to import XGBoost still ends in a failure file.
     from . import data, distributed, hyperparameters
-    from .train import TrainingRun, booster_params, train
+    from .train import TrainingRun, train
 
     config = hyperparameters.validate(read_json(env.hyperparameters_file, default={}))
     channels = data.parse_channels(read_json(env.input_data_config_file, default=None) or _default_channels(env))
@@ -57,7 +57,8 @@ def run(env: AlgorithmEnvironment) -> None:
     matrices = {name: d.to_dmatrix(columns) for name, d in datasets.items()}
     for name, dataset in datasets.items():
         print_line(f"{name}: {dataset.shape[0]} rows, {dataset.shape[1]} features ({channels[name].format})")
-    print_line(f"num_round: {config.num_round}, params: {booster_params(config)}")
+    metrics = ",".join(config.eval_metrics) or "(objective default)"
+    print_line(f"num_round: {config.num_round}, eval_metric: {metrics}, params: {config.params}")
     if config.ignored:
         print_line(f"Ignored (not used by XGBoost 3): {', '.join(config.ignored)}")
     training = TrainingRun(
