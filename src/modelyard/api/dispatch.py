@@ -12,7 +12,7 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from modelyard.api.errors import json_error_response_body, new_request_id
+from modelyard.api.errors import JSON_CONTENT_TYPE, json_error_response_body, new_request_id
 from modelyard.api.models import service_model
 from modelyard.api.shaping import encode_json, shape_output
 from modelyard.api.validation import validate_input
@@ -22,8 +22,6 @@ log = logging.getLogger(__name__)
 
 Handler = Callable[[dict[str, Any]], dict[str, Any]]
 Response = tuple[int, dict[str, str], bytes]
-
-JSON_CONTENT_TYPE = "application/x-amz-json-1.1"
 
 
 class JsonDispatcher:

@@ -75,4 +75,5 @@ def require_torch(python: Path) -> None:
     probe = "import importlib.util, sys; sys.exit(importlib.util.find_spec('torch') is None)"
     found = subprocess.run([str(python), "-c", probe], capture_output=True).returncode == 0
     if not found:
-        raise ClientError(str(MissingExtra("torch (needed by distribution torch_distributed)", "torch")))
+        missing = MissingExtra("torch (needed by distribution torch_distributed)", "torch")
+        raise ClientError(str(missing))

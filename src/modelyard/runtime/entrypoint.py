@@ -51,7 +51,9 @@ def entry_point_kind(code_dir: Path, program: str) -> str:
     return COMMAND
 
 
-def script_command(kind: str, python: Path, code_dir: Path, program: str, args: list[str]) -> list[str]:
+def script_command(
+    kind: str, python: Path, code_dir: Path, program: str, args: list[str]
+) -> list[str]:
     """The command line for a script of ``kind`` (PROGRAM, PACKAGE or COMMAND)."""
     if kind == PROGRAM:
         return [str(python), program, *args]

@@ -83,7 +83,9 @@ class HostRun:
             self.hyperparameters = {
                 k: rewrite_opt_ml(v, root) for k, v in self.plan.hyperparameters.items()
             }
-            self.environment = {k: rewrite_opt_ml(v, root) for k, v in self.plan.environment.items()}
+            self.environment = {
+                k: rewrite_opt_ml(v, root) for k, v in self.plan.environment.items()
+            }
         self.layout.create(self.plan.channels)
         write_configs(self.layout, self.plan, self.hyperparameters)
 

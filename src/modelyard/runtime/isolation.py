@@ -20,10 +20,10 @@ Two modes, chosen by ``plan.isolation``:
 
 from __future__ import annotations
 
-import ctypes
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from modelyard.runtime.layout import CONTAINER_ROOT
 
@@ -46,12 +46,16 @@ def hosts_file_text(hosts: list[str], original: str) -> str:
     return "# algo-N hosts of this modelyard job\n" + "".join(lines) + original
 
 
-def enter_namespace(host_dir: Path, tree: Path, hosts: list[str], extra_binds: dict[str, Path]) -> None:
+def enter_namespace(
+    host_dir: Path, tree: Path, hosts: list[str], extra_binds: dict[str, Path]
+) -> None:
     """Leave the host's mount namespace and mount the job's view (see the module docstring).
 
     ``extra_binds`` maps further visible paths (a checkpoint dir outside /opt/ml) to real ones.
     Must run before the process starts any thread. Raises OSError when refused.
     """
+    import ctypes  # only here: keeps the runtime's start cheap in rewrite mode
+
     libc = ctypes.CDLL(None, use_errno=True)
     _check(libc.unshare(_CLONE_NEWNS), "unshare(CLONE_NEWNS)")
     # Without this, mounts made here would propagate back to the host when / is shared.
@@ -68,7 +72,7 @@ def enter_namespace(host_dir: Path, tree: Path, hosts: list[str], extra_binds: d
         _bind(libc, real, Path(visible))
 
 
-def _bind(libc: ctypes.CDLL, source: Path, target: Path) -> None:
+def _bind(libc: Any, source: Path, target: Path) -> None:
     if source.is_dir():
         target.mkdir(parents=True, exist_ok=True)
     elif not target.exists():
@@ -79,6 +83,8 @@ def _bind(libc: ctypes.CDLL, source: Path, target: Path) -> None:
 
 
 def _check(result: int, what: str) -> None:
+    import ctypes
+
     if result != 0:
         errno = ctypes.get_errno()
         raise OSError(errno, f"{what}: {os.strerror(errno)}")

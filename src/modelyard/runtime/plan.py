@@ -14,7 +14,8 @@ host dir, which the controller tails:
 
 Exit codes of the runtime process: 0 success, 1 the algorithm or user script failed
 (``failure`` says why), 2 the platform failed (bad plan, unreachable store), 143 stopped by
-SIGTERM (outputs still uploaded when ``upload_on_stop``).
+SIGTERM (the model and output data are still uploaded, best effort, by the host whose
+``upload_outputs`` is set; checkpoints are synced by every host).
 """
 
 from __future__ import annotations

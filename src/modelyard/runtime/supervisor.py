@@ -115,7 +115,9 @@ class Supervisor:
         return Outcome(returncode=code, stderr_tail=list(tail))
 
 
-def _pump(stream: IO[bytes], reporter: Reporter, tail: collections.deque[str] | None) -> threading.Thread:
+def _pump(
+    stream: IO[bytes], reporter: Reporter, tail: collections.deque[str] | None
+) -> threading.Thread:
     """Copy ``stream`` line by line into the log (and the stderr tail) in a thread."""
 
     def copy() -> None:

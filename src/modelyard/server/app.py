@@ -38,7 +38,8 @@ def build_app(platform: Platform) -> Starlette:
         return await run_in_threadpool(
             verify_request,
             request.method,
-            request.url.path,
+            # SigV4 signs the path as sent, before any percent-decoding
+            request.scope.get("raw_path", request.url.path.encode()).decode("latin-1"),
             request.url.query,
             dict(request.headers),
             body,

@@ -305,7 +305,7 @@ def test_empty_train_channel_fails(job: Job) -> None:
 
 
 def test_bad_labels_are_a_client_error(job: Job) -> None:
-    write_csv(job.channel("train") / "train.csv", np.array([[3.0, 1.0], [5.0, 2.0]]))
+    write_csv(job.channel("train") / "train.csv", np.array([[0.0, 1.0], [2.0, 2.0], [0.0, 3.0], [0.0, 4.0]]))
     job.configure({"num_round": "2", "objective": "binary:logistic"}, {"train": {"ContentType": "text/csv"}})
 
     result = job.run()
