@@ -65,7 +65,9 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[ObjectStore, 
 
     server: S3Server = request.getfixturevalue("s3_server")
     bucket: str = request.getfixturevalue("s3_bucket")
-    s3 = S3ObjectStore(server.endpoint_url, server.access_key_id, server.secret_access_key, server.region)
+    s3 = S3ObjectStore(
+        server.endpoint_url, server.access_key_id, server.secret_access_key, server.region
+    )
     return s3, f"{bucket}/{unique}"
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-import modelyard.artifacts as artifacts
+from modelyard import artifacts
 
 
 def test_exported_members() -> None:

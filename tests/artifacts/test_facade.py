@@ -15,7 +15,11 @@ from modelyard.core.settings import Settings
 
 def files_under(folder: Path) -> dict[str, bytes]:
     """``{relative posix path: content}`` of every file below ``folder``."""
-    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        p.relative_to(folder).as_posix(): p.read_bytes()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 def seed(artifacts: Artifacts, base: str, objects: dict[str, bytes]) -> None:
@@ -33,21 +37,33 @@ DATA = {
 
 class TestRouting:
     def test_s3_uris_map_into_the_artifact_root_without_an_endpoint(self, tmp_path: Path) -> None:
-        artifacts = Artifacts(Settings.load(env={}, home=str(tmp_path / "home"), artifact_root=str(tmp_path / "root")))
+        artifacts = Artifacts(
+            Settings.load(env={}, home=str(tmp_path / "home"), artifact_root=str(tmp_path / "root"))
+        )
         assert artifacts.put_bytes("s3://my-bucket/models/m.bin", b"weights") == 7
-        assert (tmp_path / "root" / "s3" / "my-bucket" / "models" / "m.bin").read_bytes() == b"weights"
+        assert (
+            tmp_path / "root" / "s3" / "my-bucket" / "models" / "m.bin"
+        ).read_bytes() == b"weights"
         store, key = artifacts.resolve("s3://my-bucket/models/m.bin")
         assert isinstance(store, LocalObjectStore)
         assert key == str(tmp_path / "root" / "s3" / "my-bucket" / "models" / "m.bin").lstrip("/")
-        assert [uri for uri, _ in artifacts.list("s3://my-bucket/")] == ["s3://my-bucket/models/m.bin"]
+        assert [uri for uri, _ in artifacts.list("s3://my-bucket/")] == [
+            "s3://my-bucket/models/m.bin"
+        ]
 
     def test_s3_root_without_endpoint_maps_under_home(self, tmp_path: Path) -> None:
-        artifacts = Artifacts(Settings.load(env={}, home=str(tmp_path), artifact_root="s3://bkt/root/"))
+        artifacts = Artifacts(
+            Settings.load(env={}, home=str(tmp_path), artifact_root="s3://bkt/root/")
+        )
         assert artifacts.default_uri("jobs", "j1") == "s3://bkt/root/jobs/j1"
         artifacts.put_bytes(artifacts.default_uri("jobs", "j1", "x"), b"1")
-        assert (tmp_path / "artifacts" / "s3" / "bkt" / "root" / "jobs" / "j1" / "x").read_bytes() == b"1"
+        assert (
+            tmp_path / "artifacts" / "s3" / "bkt" / "root" / "jobs" / "j1" / "x"
+        ).read_bytes() == b"1"
 
-    def test_file_uris_and_plain_paths_reach_the_same_file(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def test_file_uris_and_plain_paths_reach_the_same_file(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
         artifacts = Artifacts(Settings.load(env={}, home=str(tmp_path / "home")))
         target = tmp_path / "with space" / "f.txt"
         artifacts.put_bytes(target.as_uri(), b"via uri")
@@ -62,7 +78,9 @@ class TestRouting:
         artifacts = Artifacts(Settings.load(env={}, home=str(tmp_path)))
         assert artifacts.default_uri("a/", "/b") == (tmp_path / "artifacts" / "a" / "b").as_uri()
 
-    def test_from_environment_reads_modelyard_variables(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def test_from_environment_reads_modelyard_variables(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
         for name in [n for n in os.environ if n.startswith("MODELYARD_")]:
             monkeypatch.delenv(name)
         monkeypatch.setenv("MODELYARD_HOME", str(tmp_path))
@@ -71,7 +89,9 @@ class TestRouting:
         artifacts.put_bytes("s3://b1/k", b"v")
         assert (tmp_path / "elsewhere" / "s3" / "b1" / "k").read_bytes() == b"v"
 
-    @pytest.mark.parametrize("uri", ["s3://bkt/a/../../../etc/passwd", "s3://bkt/./x", "http://host/x", "s3:///key"])
+    @pytest.mark.parametrize(
+        "uri", ["s3://bkt/a/../../../etc/passwd", "s3://bkt/./x", "http://host/x", "s3:///key"]
+    )
     def test_unsafe_or_unknown_uris_are_refused(self, tmp_path: Path, uri: str) -> None:
         artifacts = Artifacts(Settings.load(env={}, home=str(tmp_path)))
         with pytest.raises(ArtifactError):
@@ -110,7 +130,9 @@ class TestDownloadPrefix:
         assert artifacts.download_prefix(f"{base}/data/train/", tmp_path / "out") == 2
         assert files_under(tmp_path / "out") == {"a.csv": b"1,2\n", "sub/b.csv": b"3,4\n"}
 
-    def test_partial_name_prefix_keeps_the_names_after_the_last_slash(self, artifacts: Artifacts, tmp_path: Path) -> None:
+    def test_partial_name_prefix_keeps_the_names_after_the_last_slash(
+        self, artifacts: Artifacts, tmp_path: Path
+    ) -> None:
         base = artifacts.default_uri("dl")
         seed(artifacts, base, DATA)
         assert artifacts.download_prefix(f"{base}/data/tr", tmp_path / "out") == 3
@@ -132,7 +154,9 @@ class TestDownloadPrefix:
 
 
 class TestManifest:
-    def test_manifest_entries_land_at_their_relative_keys(self, artifacts: Artifacts, tmp_path: Path) -> None:
+    def test_manifest_entries_land_at_their_relative_keys(
+        self, artifacts: Artifacts, tmp_path: Path
+    ) -> None:
         base = artifacts.default_uri("mf")
         seed(artifacts, base, DATA)
         manifest = [{"prefix": f"{base}/data/"}, "train/a.csv", "test/d.csv"]
@@ -142,9 +166,17 @@ class TestManifest:
 
     @pytest.mark.parametrize(
         "manifest",
-        [b"not json", b'{"prefix": "x"}', b'["no-prefix-object"]', b'[{"prefix": "s3://b/"}, 7]', b'[{"prefix": "s3://b/"}, "../up"]'],
+        [
+            b"not json",
+            b'{"prefix": "x"}',
+            b'["no-prefix-object"]',
+            b'[{"prefix": "s3://b/"}, 7]',
+            b'[{"prefix": "s3://b/"}, "../up"]',
+        ],
     )
-    def test_malformed_manifests_are_refused(self, artifacts: Artifacts, tmp_path: Path, manifest: bytes) -> None:
+    def test_malformed_manifests_are_refused(
+        self, artifacts: Artifacts, tmp_path: Path, manifest: bytes
+    ) -> None:
         uri = artifacts.default_uri("mf", "bad.manifest")
         artifacts.put_bytes(uri, manifest)
         with pytest.raises(ArtifactError):
@@ -153,7 +185,9 @@ class TestManifest:
 
     def test_missing_listed_object_is_not_found(self, artifacts: Artifacts, tmp_path: Path) -> None:
         base = artifacts.default_uri("mf")
-        artifacts.put_bytes(f"{base}/m", json.dumps([{"prefix": f"{base}/"}, "absent.csv"]).encode())
+        artifacts.put_bytes(
+            f"{base}/m", json.dumps([{"prefix": f"{base}/"}, "absent.csv"]).encode()
+        )
         with pytest.raises(ArtifactNotFound):
             artifacts.download_manifest(f"{base}/m", tmp_path / "out")
 
@@ -163,11 +197,16 @@ class TestSharding:
         base = artifacts.default_uri("shard")
         seed(artifacts, base, {f"part-{i:02d}": str(i).encode() for i in range(7)})
         everything = [uri for uri, _ in artifacts.list(f"{base}/")]
-        shards = [[uri for uri, _ in artifacts.list_for_host(f"{base}/", i, 3, sharded=True)] for i in range(3)]
+        shards = [
+            [uri for uri, _ in artifacts.list_for_host(f"{base}/", i, 3, sharded=True)]
+            for i in range(3)
+        ]
         assert [len(s) for s in shards] == [3, 2, 2]
         assert sorted(uri for s in shards for uri in s) == everything
         assert set(shards[0]).isdisjoint(shards[1]) and set(shards[1]).isdisjoint(shards[2])
-        assert [uri for uri, _ in artifacts.list_for_host(f"{base}/", 1, 3, sharded=False)] == everything
+        assert [
+            uri for uri, _ in artifacts.list_for_host(f"{base}/", 1, 3, sharded=False)
+        ] == everything
 
     def test_sharded_downloads_split_the_files(self, artifacts: Artifacts, tmp_path: Path) -> None:
         base = artifacts.default_uri("shard")
@@ -176,7 +215,9 @@ class TestSharding:
         got: dict[str, bytes] = {}
         for host in range(2):
             out = tmp_path / f"algo-{host + 1}"
-            count = artifacts.download_prefix(f"{base}/", out, host_index=host, host_count=2, sharded=True)
+            count = artifacts.download_prefix(
+                f"{base}/", out, host_index=host, host_count=2, sharded=True
+            )
             files = files_under(out)
             assert count == len(files)
             assert not set(files) & set(got)
@@ -186,16 +227,31 @@ class TestSharding:
     def test_an_empty_shard_is_not_an_error(self, artifacts: Artifacts, tmp_path: Path) -> None:
         base = artifacts.default_uri("shard")
         seed(artifacts, base, {"only": b"1"})
-        assert artifacts.download_prefix(f"{base}/", tmp_path / "h2", host_index=1, host_count=2, sharded=True) == 0
+        assert (
+            artifacts.download_prefix(
+                f"{base}/", tmp_path / "h2", host_index=1, host_count=2, sharded=True
+            )
+            == 0
+        )
 
     def test_manifest_sharding(self, artifacts: Artifacts, tmp_path: Path) -> None:
         base = artifacts.default_uri("shard")
         seed(artifacts, base, {"x/1": b"1", "x/2": b"2", "x/3": b"3"})
-        artifacts.put_bytes(f"{base}/m", json.dumps([{"prefix": f"{base}/x/"}, "1", "2", "3"]).encode())
-        first = artifacts.download_manifest(f"{base}/m", tmp_path / "a", host_index=0, host_count=2, sharded=True)
-        second = artifacts.download_manifest(f"{base}/m", tmp_path / "b", host_index=1, host_count=2, sharded=True)
+        artifacts.put_bytes(
+            f"{base}/m", json.dumps([{"prefix": f"{base}/x/"}, "1", "2", "3"]).encode()
+        )
+        first = artifacts.download_manifest(
+            f"{base}/m", tmp_path / "a", host_index=0, host_count=2, sharded=True
+        )
+        second = artifacts.download_manifest(
+            f"{base}/m", tmp_path / "b", host_index=1, host_count=2, sharded=True
+        )
         assert (first, second) == (2, 1)
-        assert files_under(tmp_path / "a") | files_under(tmp_path / "b") == {"1": b"1", "2": b"2", "3": b"3"}
+        assert files_under(tmp_path / "a") | files_under(tmp_path / "b") == {
+            "1": b"1",
+            "2": b"2",
+            "3": b"3",
+        }
 
     @pytest.mark.parametrize(("index", "count"), [(2, 2), (-1, 2), (0, 0)])
     def test_bad_host_index(self, artifacts: Artifacts, index: int, count: int) -> None:
@@ -223,7 +279,9 @@ class TestUploads:
         with pytest.raises(ArtifactNotFound):
             artifacts.upload_file(tmp_path / "absent", uri)
 
-    def test_sync_dir_uploads_only_new_or_changed_files(self, artifacts: Artifacts, tmp_path: Path) -> None:
+    def test_sync_dir_uploads_only_new_or_changed_files(
+        self, artifacts: Artifacts, tmp_path: Path
+    ) -> None:
         local = tmp_path / "checkpoints"
         local.mkdir()
         (local / "a.ckpt").write_bytes(b"a1")
@@ -249,5 +307,7 @@ class TestUploads:
         assert artifacts.sync_dir(local, prefix, seen) == 0
         assert set(seen) == {"b.ckpt", "sub/c.ckpt"}
 
-    def test_sync_of_a_missing_folder_uploads_nothing(self, artifacts: Artifacts, tmp_path: Path) -> None:
+    def test_sync_of_a_missing_folder_uploads_nothing(
+        self, artifacts: Artifacts, tmp_path: Path
+    ) -> None:
         assert artifacts.sync_dir(tmp_path / "absent", artifacts.default_uri("ckpt"), {}) == 0

@@ -82,9 +82,20 @@ class TestObjectStoreConformance:
             s.put_bytes(f"{base}/{key}", key.encode())
         listed = [(i.key, i.size) for i in s.list(f"{base}/p")]
         # '-' sorts before '/', so "p-x" comes first: plain string order, as S3 lists.
-        assert listed == [(f"{base}/p-x", 3), (f"{base}/p/a", 3), (f"{base}/p/b/a", 5), (f"{base}/p/b/c", 5)]
-        assert [i.key for i in s.list(f"{base}/p/")] == [f"{base}/p/a", f"{base}/p/b/a", f"{base}/p/b/c"]
-        assert [i.key for i in s.list(f"{base}/")] == sorted(f"{base}/{k}" for k in ("p/b/c", "p/a", "p-x", "q", "p/b/a"))
+        assert listed == [
+            (f"{base}/p-x", 3),
+            (f"{base}/p/a", 3),
+            (f"{base}/p/b/a", 5),
+            (f"{base}/p/b/c", 5),
+        ]
+        assert [i.key for i in s.list(f"{base}/p/")] == [
+            f"{base}/p/a",
+            f"{base}/p/b/a",
+            f"{base}/p/b/c",
+        ]
+        assert [i.key for i in s.list(f"{base}/")] == sorted(
+            f"{base}/{k}" for k in ("p/b/c", "p/a", "p-x", "q", "p/b/a")
+        )
 
     def test_list_of_nothing_is_empty(self, store: tuple[ObjectStore, str]) -> None:
         s, base = store

@@ -26,12 +26,16 @@ def test_parse_uri(uri: str, expected: ParsedUri) -> None:
     assert parse_uri(uri) == expected
 
 
-def test_relative_paths_resolve_against_the_cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_relative_paths_resolve_against_the_cwd(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)
     assert parse_uri("data/train/") == ParsedUri("file", "", f"{os.getcwd()}/data/train/")
 
 
-@pytest.mark.parametrize("uri", ["", "s3://", "s3:///key", "gs://bucket/key", "file://otherhost/x", "s3://b/\x00"])
+@pytest.mark.parametrize(
+    "uri", ["", "s3://", "s3:///key", "gs://bucket/key", "file://otherhost/x", "s3://b/\x00"]
+)
 def test_parse_uri_refuses(uri: str) -> None:
     with pytest.raises(ArtifactError):
         parse_uri(uri)

@@ -126,3 +126,20 @@ def test_unopenable_sqlite_file_raises_store_error_chained(tmp_path: Path) -> No
     with pytest.raises(StoreError) as caught:
         open_store(f"sqlite:///{tmp_path / 'is-a-folder.db'}")
     assert isinstance(caught.value.__cause__, sa.exc.OperationalError)
+
+
+def test_unparseable_url_raises_validation_error() -> None:
+    with pytest.raises(ValidationError, match="Cannot parse"):
+        open_store("postgresql://u@host:notaport/db")
+
+
+def test_database_from_a_newer_version_raises_store_error(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'modelyard.db'}"
+    store = open_store(url)
+    assert isinstance(store, SqlMetadataStore)
+    with store.engine.begin() as conn:
+        conn.execute(sa.text("UPDATE alembic_version SET version_num = '9999'"))
+    store.close()
+    with pytest.raises(StoreError, match="newer modelyard") as caught:
+        open_store(url)
+    assert "9999" in str(caught.value)

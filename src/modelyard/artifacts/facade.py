@@ -30,12 +30,18 @@ _BACKENDS: dict[str, str] = {
 }
 
 
+# A module-level name because inside Artifacts ``list`` is the method, not the builtin.
+UriListing = list[tuple[str, ObjectInfo]]
+
+
 def backend_factory(name: str) -> Callable[[Settings], ObjectStore]:
     """The ``from_settings`` of the backend registered under ``name`` (``file``, ``s3``)."""
     try:
         module_name, _, class_name = _BACKENDS[name].partition(":")
     except KeyError:
-        raise ArtifactError(f"Unknown artifact backend {name!r}; known: {sorted(_BACKENDS)}.") from None
+        raise ArtifactError(
+            f"Unknown artifact backend {name!r}; known: {sorted(_BACKENDS)}."
+        ) from None
     cls = getattr(importlib.import_module(module_name), class_name)
     return cast(Callable[[Settings], ObjectStore], cls.from_settings)
 
@@ -81,9 +87,7 @@ class Artifacts:
         parsed = parse_uri(uri)
         if parsed.scheme == FILE:
             return self._local, parsed.key.lstrip("/")
-        bucket_key = f"{parsed.bucket}/{parsed.key}"
-        if parsed.key:
-            check_key(bucket_key)  # refuse "..", before it can reach a local path
+        bucket_key = check_key(f"{parsed.bucket}/{parsed.key}")  # no "..", even in the bucket
         if self.settings.s3_endpoint_url:
             return self._s3_store(), bucket_key
         return self._local, f"{str(self._embedded_s3).strip('/')}/{bucket_key}"
@@ -152,7 +156,7 @@ class Artifacts:
 
     def list_for_host(
         self, uri_prefix: str, host_index: int, host_count: int, sharded: bool
-    ) -> list[tuple[str, ObjectInfo]]:
+    ) -> UriListing:
         """What host ``host_index`` (0-based) of ``host_count`` gets; ShardedByS3Key when sharded."""
         return transfer.list_for_host(self, uri_prefix, host_index, host_count, sharded)
 
@@ -167,7 +171,12 @@ class Artifacts:
     ) -> int:
         """S3Prefix download into ``local_dir``; return the file count (see ``transfer``)."""
         return transfer.download_prefix(
-            self, uri_prefix, local_dir, host_index=host_index, host_count=host_count, sharded=sharded
+            self,
+            uri_prefix,
+            local_dir,
+            host_index=host_index,
+            host_count=host_count,
+            sharded=sharded,
         )
 
     def download_manifest(
@@ -181,7 +190,12 @@ class Artifacts:
     ) -> int:
         """ManifestFile download into ``local_dir``; return the file count (see ``transfer``)."""
         return transfer.download_manifest(
-            self, manifest_uri, local_dir, host_index=host_index, host_count=host_count, sharded=sharded
+            self,
+            manifest_uri,
+            local_dir,
+            host_index=host_index,
+            host_count=host_count,
+            sharded=sharded,
         )
 
     def upload_file(self, path: Path, uri: str) -> int:

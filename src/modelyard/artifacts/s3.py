@@ -61,7 +61,9 @@ class S3ObjectStore(ObjectStore):
     ) -> None:
         self.endpoint_url = endpoint_url
         self.region = region
-        self._client = client or _make_client(endpoint_url, access_key_id, secret_access_key, region)
+        self._client = client or _make_client(
+            endpoint_url, access_key_id, secret_access_key, region
+        )
         self._known_buckets: set[str] = set()
         self._bucket_lock = threading.Lock()
 
@@ -105,6 +107,8 @@ class S3ObjectStore(ObjectStore):
             # put recreates it (this stream is consumed, so this one cannot be retried).
             self._known_buckets.discard(bucket)
             raise _translate(e, "write", key) from e
+        except OSError as e:  # reading the caller's stream failed
+            raise ArtifactError(f"Cannot upload to s3://{key}: {e.strerror or e}") from e
         return size if size is not None else body.count
 
     def _ensure_bucket(self, bucket: str) -> None:
@@ -144,7 +148,9 @@ class S3ObjectStore(ObjectStore):
             head = self._client.head_object(Bucket=bucket, Key=name)
         except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:
             raise _translate(e, "stat", key) from e
-        return ObjectInfo(key=key, size=int(head["ContentLength"]), modified=head["LastModified"].timestamp())
+        return ObjectInfo(
+            key=key, size=int(head["ContentLength"]), modified=head["LastModified"].timestamp()
+        )
 
     def list(self, prefix: str) -> Iterator[ObjectInfo]:
         check_prefix(prefix)
@@ -208,9 +214,13 @@ def _make_client(
             aws_secret_access_key=secret_access_key,
             region_name=region,
         )
-        return session.client("s3", endpoint_url=endpoint_url, config=botocore.config.Config(**options))
+        return session.client(
+            "s3", endpoint_url=endpoint_url, config=botocore.config.Config(**options)
+        )
     except (botocore.exceptions.BotoCoreError, ValueError) as e:
-        raise ArtifactError(f"Cannot configure the S3 client for {endpoint_url or 'AWS'}: {e}") from e
+        raise ArtifactError(
+            f"Cannot configure the S3 client for {endpoint_url or 'AWS'}: {e}"
+        ) from e
 
 
 def _split(key: str) -> tuple[str, str]:

@@ -87,10 +87,14 @@ def read_manifest(artifacts: Artifacts, manifest_uri: str) -> list[tuple[str, st
     except (ValueError, UnicodeDecodeError) as e:
         raise ArtifactError(f"Manifest {manifest_uri} is not valid JSON: {e}") from e
     if not isinstance(entries, list) or not entries or not isinstance(entries[0], dict):
-        raise ArtifactError(f'Manifest {manifest_uri} must be a JSON array starting with {{"prefix": ...}}.')
+        raise ArtifactError(
+            f'Manifest {manifest_uri} must be a JSON array starting with {{"prefix": ...}}.'
+        )
     prefix = entries[0].get("prefix")
     if not isinstance(prefix, str) or not prefix:
-        raise ArtifactError(f'The first element of manifest {manifest_uri} needs a "prefix" string.')
+        raise ArtifactError(
+            f'The first element of manifest {manifest_uri} needs a "prefix" string.'
+        )
     out = []
     for entry in entries[1:]:
         if not isinstance(entry, str) or not entry:

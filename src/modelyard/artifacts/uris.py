@@ -59,7 +59,9 @@ def parse_uri(uri: str) -> ParsedUri:
         if host not in ("", "localhost") or not slash:
             raise ArtifactError(f"File URI {uri} must be file:///absolute/path.")
         return ParsedUri(FILE, "", _absolute("/" + urllib.parse.unquote(path)))
-    raise ArtifactError(f"Unsupported artifact URI scheme {scheme}:// in {uri}; use s3:// or file://.")
+    raise ArtifactError(
+        f"Unsupported artifact URI scheme {scheme}:// in {uri}; use s3:// or file://."
+    )
 
 
 def _absolute(path: str) -> str:

@@ -232,10 +232,10 @@ class JobController(abc.ABC):
             reason = changes["stop_reason"] = "MaxRuntimeExceeded"
         if reason and any(h["exit_code"] is None for h in hosts):
             self._signal_hosts(hosts, run, changes, now)
+        # progress first, so a status reported just before exiting is still in the history
+        self._save_progress(record, run, changes, secondary, now)
         if all(h["exit_code"] is not None for h in hosts):
             self._hosts_done(record, hosts, {**run, **changes}, now)
-            return
-        self._save_progress(record, run, changes, secondary, now)
 
     def _follow_host(
         self, record: Record, index: int, host: dict[str, Any], secondary: list[tuple[str, str | None]]

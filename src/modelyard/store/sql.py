@@ -35,6 +35,7 @@ from typing import Any
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config as AlembicConfig
+from alembic.util import CommandError
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql as pg_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
@@ -79,7 +80,10 @@ def create_store_engine(url: str, *, busy_timeout_s: float = 30.0) -> Engine:
     SQLite: the file's folder is created; ``sqlite://`` (or ``:memory:``) is a private in-memory
     database. PostgreSQL: ``postgresql://`` and ``postgres://`` get the psycopg 3 driver.
     """
-    parsed = make_url(url)
+    try:
+        parsed = make_url(url)
+    except (sa_exc.ArgumentError, ValueError) as e:  # ValueError: e.g. a non-numeric port
+        raise ValidationError(f"Cannot parse the metadata store URL: {e}") from e
     backend, _, driver = parsed.drivername.partition("+")
     if backend == "sqlite":
         if driver not in ("", "pysqlite"):
@@ -161,7 +165,14 @@ def upgrade_to_head(engine: Engine) -> None:
                     sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_MIGRATION_LOCK}
                 )
             config.attributes["connection"] = conn
-            command.upgrade(config, "head")
+            try:
+                command.upgrade(config, "head")
+            except CommandError as e:
+                # Typically a database migrated by a newer modelyard than this one.
+                raise StoreError(
+                    f"Cannot migrate the metadata store schema ({e}); is this database from a "
+                    "newer modelyard version?"
+                ) from e
 
 
 # --- the store ---------------------------------------------------------------------------------
@@ -188,7 +199,11 @@ class SqlMetadataStore(MetadataStore):
             threading.RLock() if shared else contextlib.nullcontext()
         )
         if migrate:
-            upgrade_to_head(engine)
+            try:
+                upgrade_to_head(engine)
+            except BaseException:
+                engine.dispose()  # a store that failed to open must not keep connections
+                raise
 
     @property
     def engine(self) -> Engine:
