@@ -12,7 +12,6 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
@@ -437,7 +436,3 @@ def test_several_hosts_are_refused_clearly(job: Job) -> None:
 
     assert result.returncode == 1
     assert result.failure == "ClientError: Multi-host training with the built-in XGBoost algorithm is not supported by modelyard yet"
-
-
-def _unused(_: Any) -> None:  # keeps type checkers quiet about the Any import on some versions
-    return None
