@@ -13,6 +13,7 @@ import click
 from botocore.exceptions import ClientError
 
 from modelyard.core.errors import ModelyardError
+from modelyard.sdk.session import ModelyardClientError
 
 
 @click.group()
@@ -71,6 +72,6 @@ def main() -> None:
         error = e.response.get("Error", {})
         click.echo(f"error: {error.get('Code')}: {error.get('Message')}", err=True)
         sys.exit(1)
-    except (ModelyardError, ConnectionError) as e:
+    except (ModelyardError, ConnectionError, ModelyardClientError) as e:
         click.echo(f"error: {e}", err=True)
         sys.exit(1)

@@ -101,3 +101,12 @@ def logs(home, endpoint_url, output, name, follow):  # noqa: ANN001, ANN201
             print_json({"stream": stream, **event})
         else:
             click.echo(prefix + event["message"])
+
+
+@training_jobs.command("interrupt")
+@common
+@click.argument("name")
+def interrupt(home, endpoint_url, output, name):  # noqa: ANN001, ANN201
+    """Interrupt a managed-spot job as a capacity reclaim would (it resumes from checkpoints)."""
+    _session(home, endpoint_url).interrupt_training_job(name)
+    click.echo(f"Interrupted {name}; it restarts from its last checkpoint")

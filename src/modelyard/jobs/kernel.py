@@ -186,7 +186,11 @@ class JobController(abc.ABC):
     def _launch(self, record: Record, attempt: int) -> list[dict[str, Any]]:
         plans = self.host_plans(record, attempt)
         job_dir = self.job_dir(record.name)
+        # stream names carry the start second; a restart within the same second must not reuse one
+        used = {s["name"] for s in record.state.get("_run", {}).get("streams", [])}
         epoch = int(time.time())
+        while any(f"{record.name}/{p.host}-{epoch}" in used for p in plans):
+            epoch += 1
         hosts = []
         for plan in plans:
             host_dir = job_dir / f"attempt-{attempt}" / plan.host
@@ -204,9 +208,8 @@ class JobController(abc.ABC):
         return hosts
 
     def _launch_spec(self, plan: HostPlan, host_dir: Path) -> LaunchSpec:
+        # under namespace isolation the runtime unshares its own mount namespace
         argv = [sys.executable, "-m", "modelyard.runtime", str(host_dir)]
-        if plan.isolation == "namespace":
-            argv = ["unshare", "--mount", "--propagation", "private", "--", *argv]
         env = {k: v for k, v in os.environ.items() if not k.startswith("MODELYARD_")}
         env.update(self.settings.job_environment())
         env["MODELYARD_HOME"] = str(self.settings.home)

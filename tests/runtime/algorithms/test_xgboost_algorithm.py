@@ -8,6 +8,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -19,10 +20,12 @@ import xgboost
 from sklearn.datasets import dump_svmlight_file, load_breast_cancer, load_iris
 from sklearn.metrics import roc_auc_score
 
+from modelyard.runtime.algorithms.xgboost import metric_definitions_for
+
 MODULE = "modelyard.runtime.algorithms.xgboost"
 EVAL_LINE = re.compile(r"^\[(\d+)\]((?:\t[a-z]+-[a-z0-9_@.-]+:-?[0-9.]+)+)$")
-# The platform's regex for validation:auc, applied after TAB became #011 (section 2.9).
-PLATFORM_AUC = re.compile(r".*\[[0-9]+\].*#011validation-auc:(\S+)")
+# How the platform reads metrics: the auto-attached regexes, on lines whose TAB became #011.
+DEFINITIONS = {d["Name"]: re.compile(d["Regex"]) for d in metric_definitions_for({})}
 
 
 @dataclasses.dataclass
@@ -139,8 +142,11 @@ def test_csv_binary_logistic_logs_validation_auc_and_saves_a_usable_model(job: J
     eval_lines = [line for line in result.stdout.splitlines() if EVAL_LINE.match(line)]
     assert [int(EVAL_LINE.match(line).group(1)) for line in eval_lines] == list(range(8))  # type: ignore[union-attr]
     assert all(re.fullmatch(r"\[\d+\]\ttrain-auc:\d\.\d{5}\tvalidation-auc:\d\.\d{5}", line) for line in eval_lines)
-    matched = [PLATFORM_AUC.match(line.replace("\t", "#011")) for line in eval_lines]
-    assert all(matched) and float(matched[-1].group(1)) > 0.9  # type: ignore[union-attr]
+    escaped = [line.replace("\t", "#011") for line in eval_lines]
+    validation = [float(m.group(1)) for line in escaped if (m := DEFINITIONS["validation:auc"].match(line))]
+    train_auc = [float(m.group(1)) for line in escaped if (m := DEFINITIONS["train:auc"].match(line))]
+    assert validation == result.metric("validation-auc") and len(validation) == 8 and validation[-1] > 0.9
+    assert train_auc == result.metric("train-auc") and len(train_auc) == 8
     assert "train: 400 rows, 30 features (csv)" in result.stdout
     booster = result.model()
     assert booster.num_boosted_rounds() == 8
@@ -427,7 +433,7 @@ def test_sm_variables_override_the_base_dir_layout(job: Job, tmp_path: Path) -> 
     assert not (job.base / "model").exists()
 
 
-def test_several_hosts_are_refused_clearly(job: Job) -> None:
+def test_several_hosts_need_a_master_port(job: Job) -> None:
     train, _ = breast_cancer()
     write_csv(job.channel("train") / "train.csv", train)
     job.configure({"num_round": "2"}, {"train": {"ContentType": "csv"}})
@@ -435,4 +441,48 @@ def test_several_hosts_are_refused_clearly(job: Job) -> None:
     result = job.run(SM_HOSTS='["algo-1","algo-2"]', SM_CURRENT_HOST="algo-2")
 
     assert result.returncode == 1
-    assert result.failure == "ClientError: Multi-host training with the built-in XGBoost algorithm is not supported by modelyard yet"
+    assert result.failure == "ClientError: Multi-host built-in XGBoost needs MODELYARD_MASTER_PORT for its tracker"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_two_hosts_train_one_model_over_their_shards(tmp_path: Path) -> None:
+    train, valid = breast_cancer()
+    hosts = {"algo-1": Job(tmp_path / "algo-1"), "algo-2": Job(tmp_path / "algo-2")}
+    for index, host in enumerate(hosts.values()):
+        write_csv(host.channel("train") / "shard.csv", train[index::2])
+        write_csv(host.channel("validation") / "validation.csv", valid)
+        host.configure({"num_round": "6", "objective": "binary:logistic", "eval_metric": "auc"}, CSV_CHANNELS, checkpoints=True)
+    cluster = {"SM_HOSTS": json.dumps(list(hosts)), "MODELYARD_MASTER_PORT": str(free_port())}
+    # The worker starts first: it must wait for the master's tracker rather than give up.
+    processes = {
+        name: subprocess.Popen(
+            [sys.executable, "-m", MODULE],
+            env=host.environ(SM_CURRENT_HOST=name, **cluster),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for name, host in reversed(hosts.items())
+    }
+    try:
+        outputs = {name: p.communicate(timeout=180) for name, p in processes.items()}
+    finally:
+        for p in processes.values():
+            p.kill()
+
+    master, worker = (Result(processes[n].returncode, *outputs[n], hosts[n].base) for n in hosts)
+    assert (master.returncode, worker.returncode) == (0, 0), master.stderr + worker.stderr
+    assert "train: 200 rows" in master.stdout and "train: 200 rows" in worker.stdout
+    assert master.rounds() == list(range(6)) and worker.rounds() == []  # rank 0 logs the metrics
+    assert not (hosts["algo-2"].base / "model").exists()  # only the master saves the model
+    # Both hosts hold the same trees: the collective merged their statistics every round.
+    for round_ in (4, 5):
+        name = f"checkpoints/xgboost-checkpoint.{round_}"
+        assert (hosts["algo-1"].base / name).read_bytes() == (hosts["algo-2"].base / name).read_bytes()
+    assert master.model().num_boosted_rounds() == 6
+    assert validation_auc(master, valid) > 0.9

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import doctest
+import importlib
 import re
 import subprocess
 import sys
@@ -15,6 +17,12 @@ from modelyard.runtime.algorithms.xgboost import data, hyperparameters
 from modelyard.runtime.algorithms.xgboost.environment import AlgorithmEnvironment
 from modelyard.runtime.algorithms.xgboost.errors import ClientError
 from modelyard.runtime.algorithms.xgboost.metrics import MAXIMIZE_METRICS, MINIMIZE_METRICS
+
+
+@pytest.mark.parametrize("module", ["metrics", "hyperparameters"])
+def test_docstring_examples(module: str) -> None:
+    results = doctest.testmod(importlib.import_module(f"modelyard.runtime.algorithms.xgboost.{module}"))
+    assert results.attempted > 0 and results.failed == 0
 
 
 def test_public_surface() -> None:
@@ -35,19 +43,20 @@ def test_metric_definitions_cover_train_and_validation_of_every_metric() -> None
     metrics = sorted(MAXIMIZE_METRICS + MINIMIZE_METRICS)
     assert names == [f"{data}:{m}" for m in metrics for data in ("train", "validation")]
     auc = next(d for d in algorithm.METRIC_DEFINITIONS if d["Name"] == "validation:auc")
-    assert auc["Regex"] == r".*\[[0-9]+\].*#011validation-auc:(\S+)"
+    assert auc["Regex"] == r".*\[[0-9]+\].*#011validation-auc:([-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)"
     aft = next(d for d in algorithm.METRIC_DEFINITIONS if d["Name"] == "train:aft-nloglik")
-    assert aft["Regex"] == r".*\[[0-9]+\].*#011train-aft-nloglik:(\S+)"
+    assert aft["Regex"].startswith(r".*\[[0-9]+\].*#011train-aft-nloglik:(")
 
 
 def test_metric_definitions_match_escaped_log_lines() -> None:
-    line = "[17]\ttrain-rmse:0.41000\tvalidation-rmse:0.52000".replace("\t", "#011")
+    line = "[17]\ttrain-rmse:0.41000\ttrain-mae:1e-05\tvalidation-rmse:0.52000".replace("\t", "#011")
     values = {
         d["Name"]: m.group(1)
         for d in algorithm.metric_definitions_for({})
         if (m := re.match(d["Regex"], line))
     }
-    assert values == {"train:rmse": "0.41000", "validation:rmse": "0.52000"}
+    # Every value stops at its own #011, also for metrics that are not last on the line.
+    assert values == {"train:rmse": "0.41000", "train:mae": "1e-05", "validation:rmse": "0.52000"}
 
 
 def test_metric_definitions_for_adds_parametrised_metrics_once() -> None:

@@ -54,7 +54,6 @@ def run(env: AlgorithmEnvironment) -> None:
         for name, channel in channels.items()
     }
     columns = max(d.shape[1] for d in datasets.values())
-    matrices = {name: d.to_dmatrix(columns) for name, d in datasets.items()}
     for name, dataset in datasets.items():
         print_line(f"{name}: {dataset.shape[0]} rows, {dataset.shape[1]} features ({channels[name].format})")
     metrics = ",".join(config.eval_metrics) or "(objective default)"
@@ -67,7 +66,10 @@ def run(env: AlgorithmEnvironment) -> None:
         model_dir=env.model_dir,
         is_master=cluster.is_master,
     )
+    if cluster.is_distributed:
+        print_line(f"Distributed training: {cluster.current_host} of {', '.join(cluster.hosts)}")
     with cluster.communicator():
+        matrices = {name: d.to_dmatrix(columns) for name, d in datasets.items()}
         train(training, matrices["train"], matrices.get("validation"))
 
 

@@ -111,11 +111,21 @@ def objective_direction(metric: str) -> Direction:
     return direction
 
 
+# The value is captured as a number, not as ``\S+``: after TAB became ``#011`` a line has no
+# whitespace left, so ``\S+`` would run on into the next metric for every metric but the last
+# ("0.41#011validation-rmse:0.52"), and train:* metrics would never parse.
+VALUE_PATTERN = r"([-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)"
+
+
 def metric_definition(data: str, metric: str) -> dict[str, str]:
-    """One ``{"Name", "Regex"}`` for ``<data>:<metric>``, matched after TAB became ``#011``."""
+    r"""One ``{"Name", "Regex"}`` for ``<data>:<metric>``, matched after TAB became ``#011``.
+
+    >>> print(metric_definition("validation", "auc")["Regex"])
+    .*\[[0-9]+\].*#011validation-auc:([-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)
+    """
     return {
         "Name": f"{data}:{metric}",
-        "Regex": rf".*\[[0-9]+\].*#011{data}-{_regex_literal(metric)}:(\S+)",
+        "Regex": rf".*\[[0-9]+\].*#011{data}-{_regex_literal(metric)}:{VALUE_PATTERN}",
     }
 
 
