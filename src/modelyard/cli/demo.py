@@ -44,10 +44,11 @@ def _ensure_server(home: Path) -> subprocess.Popen[bytes] | None:
         return None
     home.mkdir(parents=True, exist_ok=True)
     click.secho("1. Starting the modelyard server (SageMaker API on 127.0.0.1)", bold=True)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "modelyard", "server", "--home", str(home), "--port", "0"],
-        stdout=subprocess.DEVNULL, stderr=open(home / "server.log", "ab"),
-    )
+    with open(home / "server.log", "ab") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "modelyard", "server", "--home", str(home), "--port", "0"],
+            stdout=subprocess.DEVNULL, stderr=log,
+        )
     deadline = time.monotonic() + _SERVER_START_TIMEOUT
     while not running_server_url(home):
         if proc.poll() is not None or time.monotonic() > deadline:

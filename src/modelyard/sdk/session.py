@@ -24,6 +24,7 @@ from botocore.config import Config
 from modelyard.core.discovery import running_server_url
 
 _START_TIMEOUT = 60.0
+_EMBEDDED_SERVERS: list[subprocess.Popen[bytes]] = []
 
 
 class ModelyardClientError(RuntimeError):
@@ -116,12 +117,13 @@ class Session:
     def _start_embedded(self) -> str:
         """Start ``modelyard server`` in the background for this home and wait for it."""
         self.home.mkdir(parents=True, exist_ok=True)
-        log = open(self.home / "server.log", "ab")
-        subprocess.Popen(
-            [sys.executable, "-m", "modelyard", "server", "--home", str(self.home), "--port", "0"],
-            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        with open(self.home / "server.log", "ab") as log:
+            # kept referenced: the server outlives this session on purpose
+            _EMBEDDED_SERVERS.append(subprocess.Popen(
+                [sys.executable, "-m", "modelyard", "server", "--home", str(self.home), "--port", "0"],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True,
+            ))
         deadline = time.monotonic() + _START_TIMEOUT
         while time.monotonic() < deadline:
             url = running_server_url(self.home)

@@ -15,8 +15,8 @@ from collections.abc import Mapping
 from types import FrameType
 
 from .environment import AlgorithmEnvironment, read_json
-from .errors import AlgorithmError, AlgorithmFailure, ClientError
-from .train import Terminated, print_line
+from .errors import AlgorithmError, AlgorithmFailure
+from .lifecycle import Terminated, print_line, termination_requested
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -91,7 +91,8 @@ def _fail(env: AlgorithmEnvironment, failure: AlgorithmFailure) -> int:
 
 
 def _raise_terminated(signum: int, frame: FrameType | None) -> None:
+    termination_requested.set()
     raise Terminated()
 
 
-__all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_TERMINATED", "ClientError", "main", "run"]
+__all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_TERMINATED", "main", "run"]

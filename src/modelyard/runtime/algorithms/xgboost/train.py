@@ -20,6 +20,7 @@ from .custom_metrics import make_custom_metric
 from .data import xgboost_message
 from .errors import AlgorithmError, ClientError
 from .hyperparameters import TrainingConfig
+from .lifecycle import Terminated, print_line, termination_requested
 from .metrics import CONTAINER_METRICS, objective_direction
 
 MODEL_FILE = "xgboost-model"
@@ -40,10 +41,6 @@ _CLIENT_FAULTS = (
 )
 
 
-class Terminated(BaseException):
-    """SIGTERM arrived (stop, timeout, spot interruption); a BaseException so nothing swallows it."""
-
-
 @dataclasses.dataclass(frozen=True)
 class TrainingRun:
     """Everything one call of :func:`train` needs besides the data."""
@@ -52,11 +49,6 @@ class TrainingRun:
     checkpoint_dir: Path
     model_dir: Path
     is_master: bool = True
-
-
-def print_line(message: str) -> None:
-    """Log one line to stdout at once: the platform extracts metrics from it live."""
-    print(message.rstrip("\n"), flush=True)
 
 
 def booster_params(config: TrainingConfig) -> dict[str, Any]:
@@ -104,7 +96,7 @@ def train(run: TrainingRun, dtrain: xgboost.DMatrix, dvalid: xgboost.DMatrix | N
 
 
 class _LatestModel(TrainingCallback):
-    """Holds the booster being trained, so the SIGTERM path can still save it."""
+    """Holds the booster being trained (so the SIGTERM path can save it) and stops on SIGTERM."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -113,6 +105,11 @@ class _LatestModel(TrainingCallback):
     def before_training(self, model: xgboost.Booster) -> xgboost.Booster:
         self.model = model
         return model
+
+    def after_iteration(self, model: xgboost.Booster, epoch: int, evals_log: TrainingCallback.EvalsLog) -> bool:
+        if termination_requested.is_set():
+            raise Terminated()
+        return False
 
 
 class ContinuedEvaluationMonitor(EvaluationMonitor):
