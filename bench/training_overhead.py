@@ -248,6 +248,8 @@ def environment_info() -> dict[str, Any]:
         commit = "unknown"
     return {
         "cpus": os.cpu_count(),
+        # other work on the machine skews everything; keep the load with the numbers
+        "loadavg_1m": os.getloadavg()[0],
         "python": platform.python_version(),
         "platform": platform.platform(),
         "commit": commit,
@@ -264,6 +266,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not 1 <= args.runs <= 500 or not 0 <= args.warmup <= 50:
         parser.error("--runs must be 1..500 and --warmup 0..50")
+    before = environment_info()
     with tempfile.TemporaryDirectory(prefix="modelyard-bench-") as tmp:
         server = start_server(Path(tmp) / "home")
         try:
@@ -280,7 +283,8 @@ def main(argv: list[str] | None = None) -> int:
     print(markdown(summary, args.runs))
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        results = {"settings": vars(args) | {"out": str(args.out)}, "environment": environment_info(),
+        environment = before | {"loadavg_1m_after": os.getloadavg()[0]}
+        results = {"settings": vars(args) | {"out": str(args.out)}, "environment": environment,
                    "summary": summary, "rounds": rounds}
         args.out.write_text(json.dumps(results, indent=2) + "\n")
     return 0

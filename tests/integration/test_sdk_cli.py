@@ -17,7 +17,7 @@ import pytest
 
 import modelyard
 from tests.integration.conftest import make_sourcedir, script_job
-from tests.support.server import RunningServer, wait_for_job
+from tests.support.server import RunningServer
 
 TRAIN_SCRIPT = """
 import argparse, os, glob

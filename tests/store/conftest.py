@@ -7,42 +7,16 @@ Where PostgreSQL cannot run, its tests are skipped with the reason, or fail when
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import NoReturn
 
 import pytest
 
 from modelyard.store import MetadataStore, open_store
-from tests.support.postgres import PostgresServer, PostgresUnavailable, start_postgres
+from tests.support.postgres import PostgresServer
 
 BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgresql)]
-
-
-def _unavailable(reason: str) -> NoReturn:
-    """Skip, or fail when every backend is required."""
-    if os.environ.get("MODELYARD_REQUIRE_BACKENDS") == "1":
-        pytest.fail(f"MODELYARD_REQUIRE_BACKENDS=1 but {reason}")
-    pytest.skip(reason)
-
-
-@pytest.fixture(scope="session")
-def postgres_server() -> Iterator[PostgresServer]:
-    """One throwaway PostgreSQL server for the whole session."""
-    try:
-        import psycopg  # noqa: F401
-    except ImportError:
-        _unavailable("psycopg is not installed (pip install 'modelyard[postgresql]')")
-    try:
-        server = start_postgres()
-    except PostgresUnavailable as e:
-        _unavailable(str(e))
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(params=BACKENDS)

@@ -2,12 +2,22 @@
 
 The server records its URL in ``<home>/server.json`` (see :mod:`modelyard.core.discovery`) so
 that the CLI and the SDK on the same machine find it without configuration.
+
+With a managed S3 gateway (``modelyard server --s3``) a SeaweedFS process is started first,
+with its data in ``<home>/seaweedfs`` and the platform's own key pair, so one pair signs both
+the SageMaker API and S3; ``s3://`` URIs then go to it. It is stopped when the server stops.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import signal
 import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import FrameType
+from typing import TYPE_CHECKING
 
 import uvicorn
 
@@ -16,11 +26,36 @@ from modelyard.core.settings import Settings
 from modelyard.server.app import build_app
 from modelyard.server.platform import Platform
 
+if TYPE_CHECKING:
+    from modelyard.artifacts.seaweedfs import S3Gateway
+
 log = logging.getLogger(__name__)
 
 
-def serve(settings: Settings) -> None:
-    """Run the control plane in this process until SIGINT/SIGTERM."""
+def serve(settings: Settings, *, s3_port: int | None = None) -> None:
+    """Run the control plane in this process until SIGINT/SIGTERM.
+
+    ``s3_port`` set (0 picks a free port) starts a managed S3 gateway on 127.0.0.1 and points
+    ``settings``' S3 endpoint and keys at it, overriding any configured endpoint.
+    """
+    if s3_port is None:
+        _run(settings, s3_url=None)
+        return
+    with _terminate_raises():
+        gateway = _start_managed_gateway(settings, s3_port)
+    try:
+        managed = dataclasses.replace(
+            settings,
+            s3_endpoint_url=gateway.endpoint_url,
+            s3_access_key_id=gateway.access_key_id,
+            s3_secret_access_key=gateway.secret_access_key,
+        )
+        _run(managed, s3_url=gateway.endpoint_url)
+    finally:
+        gateway.stop()
+
+
+def _run(settings: Settings, s3_url: str | None) -> None:
     platform = Platform(settings)
     sock = _bind(settings.host, settings.port)
     url = f"http://{settings.host}:{sock.getsockname()[1]}"
@@ -30,13 +65,53 @@ def serve(settings: Settings) -> None:
     )
     server = uvicorn.Server(config)
     platform.start()
-    write_server_file(settings.home, url)
+    write_server_file(settings.home, url, s3_url)
     print(f"modelyard server listening on {url} (home {settings.home})", flush=True)
+    if s3_url is not None:
+        print(f"S3 artifact store (SeaweedFS) on {s3_url}", flush=True)
     try:
         server.run(sockets=[sock])
     finally:
         platform.close()
         remove_server_file(settings.home)
+
+
+def _start_managed_gateway(settings: Settings, port: int) -> S3Gateway:
+    # Imported here: boto3 and the gateway code are only needed with --s3.
+    from modelyard.api.credentials import load_or_create_credentials
+    from modelyard.artifacts.seaweedfs import start_gateway
+
+    credentials = load_or_create_credentials(settings.home)
+    log.info("starting the SeaweedFS S3 gateway in %s", settings.home / "seaweedfs")
+    return start_gateway(
+        settings.home / "seaweedfs",
+        access_key_id=credentials.access_key_id,
+        secret_access_key=credentials.secret_access_key,
+        region=settings.region,
+        s3_port=port,
+    )
+
+
+@contextmanager
+def _terminate_raises() -> Iterator[None]:
+    """Turn SIGTERM into SystemExit for the block, so that cleanup code runs.
+
+    Python's default SIGTERM ends the process at once; during the gateway's start that would
+    leave ``weed`` running in its own session. uvicorn installs its own handlers later on.
+    """
+
+    def _raise(signum: int, frame: FrameType | None) -> None:
+        raise SystemExit(128 + signum)
+
+    try:
+        previous = signal.signal(signal.SIGTERM, _raise)
+    except ValueError:  # not the main thread: signals are not ours to handle
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -47,4 +122,3 @@ def _bind(host: str, port: int) -> socket.socket:
     sock.listen(2048)
     sock.set_inheritable(True)
     return sock
-
