@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -57,8 +58,13 @@ class RunningServer:
         self.proc.wait(10)
 
 
-def start_server(home: Path, extra_env: dict[str, str] | None = None) -> RunningServer:
-    """Start ``modelyard server`` for ``home`` on a free port and wait until it answers."""
+def start_server(
+    home: Path, extra_env: dict[str, str] | None = None, args: Sequence[str] = ()
+) -> RunningServer:
+    """Start ``modelyard server`` for ``home`` on a free port and wait until it answers.
+
+    ``args`` are further command-line options, e.g. ``["--s3", "--s3-port", "0"]``.
+    """
     home.mkdir(parents=True, exist_ok=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith("MODELYARD_")}
     env.update({"MODELYARD_STRICT_RESPONSES": "1", "MODELYARD_STOP_GRACE_SECONDS": "10"})
@@ -66,7 +72,7 @@ def start_server(home: Path, extra_env: dict[str, str] | None = None) -> Running
     (home / "server.json").unlink(missing_ok=True)
     with open(home / "server.log", "ab") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "modelyard", "server", "--home", str(home), "--port", "0"],
+            [sys.executable, "-m", "modelyard", "server", "--home", str(home), "--port", "0", *args],
             env=env, stdout=log, stderr=subprocess.STDOUT,
         )
     deadline = time.monotonic() + _START_TIMEOUT

@@ -26,15 +26,35 @@ def cli() -> None:
 @click.option("--home", type=click.Path(path_type=Path), help="Data directory (default ~/.modelyard).")
 @click.option("--host", default=None, help="Address to bind (default 127.0.0.1).")
 @click.option("--port", type=int, default=None, help="Port (default 8080; 0 picks a free one).")
-def server(home: Path | None, host: str | None, port: int | None) -> None:
-    """Run the control plane: SageMaker API, CloudWatch Logs subset and STS on one port."""
+@click.option(
+    "--s3", "managed_s3", is_flag=True,
+    help="Also run a local SeaweedFS S3 gateway as the artifact store (needs modelyard[s3]).",
+)
+@click.option(
+    "--s3-port", type=int, default=None,
+    help="Port of the --s3 gateway on 127.0.0.1 (default 8333; 0 picks a free one).",
+)
+def server(
+    home: Path | None, host: str | None, port: int | None, managed_s3: bool, s3_port: int | None
+) -> None:
+    """Run the control plane: SageMaker API, CloudWatch Logs subset and STS on one port.
+
+    With --s3, s3:// URIs go to a SeaweedFS gateway that the server starts and stops; S3
+    clients reach it with the same key pair as the API (see `modelyard credentials`).
+    """
     import logging
 
     from modelyard.core.settings import Settings
     from modelyard.server.main import serve
 
+    if s3_port is not None and not managed_s3:
+        raise click.UsageError("--s3-port only applies together with --s3.")
+    if managed_s3 and s3_port is None:
+        from modelyard.artifacts.seaweedfs import DEFAULT_S3_PORT
+
+        s3_port = DEFAULT_S3_PORT
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    serve(Settings.load(home=home, host=host, port=port))
+    serve(Settings.load(home=home, host=host, port=port), s3_port=s3_port)
 
 
 @cli.command()

@@ -38,21 +38,21 @@ def serve(settings: Settings, *, s3_port: int | None = None) -> None:
     ``s3_port`` set (0 picks a free port) starts a managed S3 gateway on 127.0.0.1 and points
     ``settings``' S3 endpoint and keys at it, overriding any configured endpoint.
     """
-    if s3_port is None:
-        _run(settings, s3_url=None)
-        return
     with _terminate_raises():
+        if s3_port is None:
+            _run(settings, s3_url=None)
+            return
         gateway = _start_managed_gateway(settings, s3_port)
-    try:
-        managed = dataclasses.replace(
-            settings,
-            s3_endpoint_url=gateway.endpoint_url,
-            s3_access_key_id=gateway.access_key_id,
-            s3_secret_access_key=gateway.secret_access_key,
-        )
-        _run(managed, s3_url=gateway.endpoint_url)
-    finally:
-        gateway.stop()
+        try:
+            managed = dataclasses.replace(
+                settings,
+                s3_endpoint_url=gateway.endpoint_url,
+                s3_access_key_id=gateway.access_key_id,
+                s3_secret_access_key=gateway.secret_access_key,
+            )
+            _run(managed, s3_url=gateway.endpoint_url)
+        finally:
+            gateway.stop()
 
 
 def _run(settings: Settings, s3_url: str | None) -> None:
@@ -94,10 +94,11 @@ def _start_managed_gateway(settings: Settings, port: int) -> S3Gateway:
 
 @contextmanager
 def _terminate_raises() -> Iterator[None]:
-    """Turn SIGTERM into SystemExit for the block, so that cleanup code runs.
+    """Turn SIGTERM into SystemExit for the block, so that ``finally`` clauses run.
 
-    Python's default SIGTERM ends the process at once; during the gateway's start that would
-    leave ``weed`` running in its own session. uvicorn installs its own handlers later on.
+    Python's default SIGTERM ends the process at once, which would leave ``weed`` running in
+    its own session and the discovery file in place. uvicorn handles SIGTERM while serving
+    but re-raises it through the previous handler on the way out: this one.
     """
 
     def _raise(signum: int, frame: FrameType | None) -> None:
