@@ -81,9 +81,22 @@ def _ms(start: datetime | float, end: datetime | float) -> float:
     return (seconds(end) - seconds(start)) * 1000
 
 
-def measure_floor(code_dir: Path, model_dir: Path) -> float:
+def bytecode_env(mode: str, scratch: Path) -> dict[str, str]:
+    """Environment for every Python process of the run (server, runtimes, scripts, floor).
+
+    ``cached`` is how an installed platform runs: ``.pyc`` files are written once (under
+    ``scratch``, so the source tree stays clean) and read afterwards, even where the caller's
+    environment sets PYTHONDONTWRITEBYTECODE. ``inherit`` keeps the caller's setting; with
+    PYTHONDONTWRITEBYTECODE=1 every runtime compiles its modules from source again.
+    """
+    if mode == "inherit":
+        return {}
+    return {"PYTHONDONTWRITEBYTECODE": "", "PYTHONPYCACHEPREFIX": str(scratch / "pycache")}
+
+
+def measure_floor(code_dir: Path, model_dir: Path, extra_env: dict[str, str]) -> float:
     """Wall ms of ``python train.py`` run directly, as the job would run it."""
-    env = {**os.environ, "SM_MODEL_DIR": str(model_dir)}
+    env = {**os.environ, **extra_env, "SM_MODEL_DIR": str(model_dir)}
     start = time.perf_counter()
     subprocess.run(
         [sys.executable, "train.py"], cwd=code_dir, env=env, check=True,
@@ -171,6 +184,7 @@ class Bench:
     """One server, one no-op script, and the repeated measurements against it."""
 
     def __init__(self, server: RunningServer, workdir: Path, interval: float) -> None:
+        self.env = server.env
         self.sm = server.client("sagemaker")
         self.logs = server.client("logs")
         self.interval = interval
@@ -185,7 +199,7 @@ class Bench:
     def one_round(self, label: str) -> dict[str, Any]:
         """Floor, job and first-log measurements, interleaved so drift hits all three alike."""
         return {
-            "floor_ms": measure_floor(self.code_dir, self.model_dir),
+            "floor_ms": measure_floor(self.code_dir, self.model_dir, self.env),
             "job": measure_job(self.sm, self.request(f"noop-{label}"), self.interval),
             "log": measure_first_log(self.sm, self.logs, self.request(f"noop-log-{label}"), self.interval),
         }
@@ -262,13 +276,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=20, help="recorded repetitions (default 20)")
     parser.add_argument("--warmup", type=int, default=2, help="unrecorded repetitions first (default 2)")
     parser.add_argument("--poll-ms", type=float, default=5.0, help="client polling interval (default 5)")
+    parser.add_argument("--bytecode", choices=("cached", "inherit"), default="cached",
+                        help="cached: .pyc written and reused (default); inherit: the caller's "
+                             "PYTHONDONTWRITEBYTECODE")
     parser.add_argument("--out", type=Path, help="write the JSON results here")
     args = parser.parse_args(argv)
     if not 1 <= args.runs <= 500 or not 0 <= args.warmup <= 50:
         parser.error("--runs must be 1..500 and --warmup 0..50")
     before = environment_info()
     with tempfile.TemporaryDirectory(prefix="modelyard-bench-") as tmp:
-        server = start_server(Path(tmp) / "home")
+        server = start_server(Path(tmp) / "home", bytecode_env(args.bytecode, Path(tmp)))
         try:
             bench = Bench(server, Path(tmp), args.poll_ms / 1000)
             for i in range(args.warmup):

@@ -5,7 +5,8 @@ on a real server it joins three clocks of the same machine: the server's record 
 TrainingStartTime, SecondaryStatusTransitions, TrainingEndTime), the runtime's own
 ``events.jsonl`` / ``logs.jsonl`` timestamps in the host dir, and the client's. It also reports
 what the job's runtime process imports (``PYTHONPROFILEIMPORTTIME``, on a second server so the
-timeline is not slowed by it) and the latency of single API calls.
+timeline is not slowed by it), the wall time of the runtime process run by hand on a finished
+job's ``plan.json`` (no server, no controller), and the latency of single API calls.
 
 Usage::
 
@@ -18,7 +19,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
+import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -29,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from training_overhead import (  # noqa: E402
     NOOP_LINE,
     NOOP_SCRIPT,
+    bytecode_env,
     make_sourcedir,
     percentile,
     script_job,
@@ -105,9 +110,25 @@ def timeline(server: RunningServer, archive: Path, runs: int) -> dict[str, Any]:
     return out
 
 
-def runtime_imports(workdir: Path, archive: Path, runs: int = 3) -> dict[str, Any]:
+def runtime_alone(server: RunningServer, name: str, runs: int) -> dict[str, float]:
+    """Wall ms of ``python -m modelyard.runtime`` on a copy of ``name``'s plan, by hand."""
+    plan = host_dir(server, name) / "plan.json"
+    env = {**server.env, "MODELYARD_HOME": str(server.home)}
+    values = []
+    for i in range(runs + 1):  # the first is a warm-up
+        replay = server.home / "replays" / f"{name}-{i}"
+        replay.mkdir(parents=True)
+        shutil.copy(plan, replay)
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "modelyard.runtime", str(replay)], env=env, check=True)
+        if i:
+            values.append((time.perf_counter() - start) * 1000)
+    return {"median_ms": percentile(values, 50), "p90_ms": percentile(values, 90)}
+
+
+def runtime_imports(workdir: Path, archive: Path, env: dict[str, str], runs: int = 3) -> dict[str, Any]:
     """What the runtime process imports during a job: total and the heaviest top-level modules."""
-    server = start_server(workdir / "home-importtime", {"PYTHONPROFILEIMPORTTIME": "1"})
+    server = start_server(workdir / "home-importtime", {**env, "PYTHONPROFILEIMPORTTIME": "1"})
     try:
         sm = server.client("sagemaker")
         per_run: list[dict[str, int]] = []
@@ -156,6 +177,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=10, help="profiled jobs (default 10)")
     parser.add_argument("--isolation", choices=("auto", "namespace", "rewrite"), default="auto")
+    parser.add_argument("--bytecode", choices=("cached", "inherit"), default="cached",
+                        help="as in training_overhead.py")
     parser.add_argument("--out", type=Path, help="write the JSON results here")
     args = parser.parse_args(argv)
     if not 1 <= args.runs <= 200:
@@ -163,15 +186,17 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="modelyard-profile-") as tmp:
         work = Path(tmp)
         archive = make_sourcedir(work / "code", NOOP_SCRIPT)
-        server = start_server(work / "home", {"MODELYARD_ISOLATION": args.isolation})
+        env = bytecode_env(args.bytecode, work)
+        server = start_server(work / "home", {**env, "MODELYARD_ISOLATION": args.isolation})
         try:
             results = {
                 "timeline": timeline(server, archive, args.runs),
+                "runtime_alone": runtime_alone(server, "profile-001", args.runs),
                 "api_latency_ms": api_latency(server, "profile-001"),
             }
         finally:
             server.stop()
-        results["runtime_imports"] = runtime_imports(work, archive)
+        results["runtime_imports"] = runtime_imports(work, archive, env)
     text = json.dumps(results, indent=2)
     print(text)
     if args.out:

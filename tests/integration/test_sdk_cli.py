@@ -143,10 +143,12 @@ def test_session_starts_an_embedded_server_and_reuses_it(tmp_path: Path) -> None
         assert first.sagemaker.list_training_jobs()["TrainingJobSummaries"] == []
     finally:
         os.environ.update(env_backup)
-        pid = json.loads((home / "server.json").read_text())["pid"]
-        proc = psutil.Process(pid)
-        proc.terminate()
-        proc.wait(20)
+        from modelyard.sdk import session as session_module
+
+        for proc in session_module._EMBEDDED_SERVERS:
+            proc.terminate()
+            proc.wait(20)
+        session_module._EMBEDDED_SERVERS.clear()
 
 
 def test_demo_runs_and_leaves_nothing_running(tmp_path: Path) -> None:

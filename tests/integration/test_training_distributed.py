@@ -36,6 +36,15 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
     running.stop()
 
 
+@pytest.fixture(scope="module")
+def rewrite_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    """A server whose jobs see rewritten paths and no algo-N names (what non-root users get)."""
+    env = {"MODELYARD_CPUS": "8", "MODELYARD_MEMORY_GIB": "64", "MODELYARD_ISOLATION": "rewrite"}
+    running = start_server(tmp_path_factory.mktemp("home-rewrite"), env)
+    yield running
+    running.stop()
+
+
 @pytest.fixture
 def torch_installed() -> None:
     """Skip without PyTorch, unless MODELYARD_REQUIRE_BACKENDS=1 (CI) demands it."""
@@ -79,7 +88,7 @@ def host_dumps(server: RunningServer, job: str) -> dict[str, dict[str, Any]]:
 
 
 HOST_VIEW = f"""
-import json, os
+import json, os, socket
 def listing(channel):
     root = os.environ["SM_CHANNEL_" + channel.upper()]
     return sorted(os.listdir(root))
@@ -91,6 +100,7 @@ dump = {{
     "sharded": listing("sharded"),
     "replicated": listing("replicated"),
     "rendezvous": {{k: os.environ.get(k) for k in ("MASTER_ADDR", "MASTER_PORT", "WORLD_SIZE", "RANK")}},
+    "master_ip": socket.gethostbyname(os.environ["MASTER_ADDR"]),
 }}
 print({DUMP!r} + json.dumps(dump), flush=True)
 model = os.environ["SM_MODEL_DIR"]
@@ -145,6 +155,8 @@ def test_two_hosts_each_see_their_own_host_and_shard(
     assert {r["WORLD_SIZE"] for r in rendezvous.values()} == {"2"}
     assert rendezvous["algo-1"]["MASTER_PORT"] == rendezvous["algo-2"]["MASTER_PORT"]
     assert rendezvous["algo-1"]["MASTER_ADDR"] == rendezvous["algo-2"]["MASTER_ADDR"]
+    assert rendezvous["algo-1"]["MASTER_ADDR"] in ("algo-1", "127.0.0.1")  # by isolation mode
+    assert {dump["master_ip"] for dump in dumps.values()} == {"127.0.0.1"}
 
     # Only the first host uploads: the model holds algo-1's file, and nothing of algo-2's.
     model = model_files(server, job["ModelArtifacts"]["S3ModelArtifacts"])
@@ -263,12 +275,28 @@ def test_torch_distributed_runs_torchrun_on_every_host(
 
 
 @pytest.mark.torch
+@pytest.mark.parametrize("isolation", ["auto", "rewrite"])
 def test_plain_processes_rendezvous_through_env(
-    torch_installed: None, server: RunningServer, sm: Any, tmp_path: Path
+    torch_installed: None, isolation: str, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
     # init_process_group's default init_method is env://: MASTER_ADDR, MASTER_PORT, WORLD_SIZE
-    # and RANK come from the runtime alone.
+    # and RANK come from the runtime alone, whether or not algo-N names resolve.
+    running: RunningServer = request.getfixturevalue("server" if isolation == "auto" else "rewrite_server")
+    client = running.client("sagemaker")
     code = make_sourcedir(tmp_path / "code", DDP_SCRIPT)
-    sm.create_training_job(**ddp_job("ddp-env-1", code, torchrun=False))
-    job = wait_for_job(sm, "ddp-env-1")
-    check_ddp_model(server, job, torchrun=False)
+    client.create_training_job(**ddp_job("ddp-env-1", code, torchrun=False))
+    job = wait_for_job(client, "ddp-env-1")
+    check_ddp_model(running, job, torchrun=False)
+
+
+def test_torch_distributed_needs_a_python_script(
+    server: RunningServer, sm: Any, tmp_path: Path
+) -> None:
+    # As the PyTorch container says: torchrun starts a script, not a shell command.
+    code = make_sourcedir(tmp_path / "code", "", files={"train.sh": "echo ran\n"})
+    request = ddp_job("ddp-shell-1", code, torchrun=True)
+    request["HyperParameters"]["sagemaker_program"] = '"train.sh"'
+    sm.create_training_job(**request)
+    job = wait_for_job(sm, "ddp-shell-1")
+    assert job["TrainingJobStatus"] == "Failed"
+    assert job["FailureReason"] == "ClientError: Unsupported entry point type for torch_distributed"

@@ -102,7 +102,7 @@ def test_spot_interruption_resumes_from_checkpoints(tmp_path: Path) -> None:
         "ckpt = '/opt/ml/checkpoints/step.txt'\n"
         "start = int(open(ckpt).read()) if os.path.exists(ckpt) else 0\n"
         "print(f'resuming at step {start}', flush=True)\n"
-        "for step in range(start, 12):\n"
+        "for step in range(start, 24):\n"
         "    time.sleep(0.25)\n"
         "    open(ckpt + '.tmp', 'w').write(str(step + 1)); os.replace(ckpt + '.tmp', ckpt)\n"
         "    print(f'step {step}', flush=True)\n"
@@ -120,7 +120,12 @@ def test_spot_interruption_resumes_from_checkpoints(tmp_path: Path) -> None:
         )
         sm.create_training_job(**request)
         _wait_training(sm, "spot-1")
-        time.sleep(2.5)  # a few steps, and the checkpoint sync every ~2 s
+        # interrupt once a checkpoint past step 2 has reached the checkpoint store
+        synced = server.home / "artifacts/s3/b/checkpoints/spot-1/step.txt"
+        deadline = time.monotonic() + 60
+        while not (synced.exists() and int(synced.read_text() or 0) >= 2):
+            assert time.monotonic() < deadline, "no checkpoint was synced"
+            time.sleep(0.05)
         _interrupt(server, "spot-1")
         job = wait_for_job(sm, "spot-1", timeout=90)
         assert job["TrainingJobStatus"] == "Completed", job.get("FailureReason")

