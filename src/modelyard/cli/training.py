@@ -91,16 +91,14 @@ def stop(home, endpoint_url, output, name):  # noqa: ANN001, ANN201
 @click.option("-f", "--follow", is_flag=True, help="Keep printing until the job ends.")
 def logs(home, endpoint_url, output, name, follow):  # noqa: ANN001, ANN201
     """Print a job's log lines (every host), optionally following them live."""
-    from modelyard.sdk.logs import follow_training_job
+    from modelyard.sdk.logs import follow_training_job, line_prefix
 
     session = _session(home, endpoint_url)
     for stream, event in follow_training_job(session.sagemaker, session.logs, name, follow=follow):
-        host = stream.split("/", 1)[-1].rsplit("-", 1)[0]
-        prefix = f"[{host}] " if host != "algo-1" else ""
         if output == "json":
             print_json({"stream": stream, **event})
         else:
-            click.echo(prefix + event["message"])
+            click.echo(line_prefix(stream) + event["message"])
 
 
 @training_jobs.command("interrupt")

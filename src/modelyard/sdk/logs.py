@@ -10,6 +10,17 @@ TERMINAL = ("Completed", "Failed", "Stopped")
 LOG_GROUP = "/aws/sagemaker/TrainingJobs"
 
 
+def host_of(stream: str) -> str:
+    """``job/algo-2-1700000000`` → ``algo-2``."""
+    return stream.split("/", 1)[-1].rsplit("-", 1)[0]
+
+
+def line_prefix(stream: str) -> str:
+    """What to print before a log line: nothing for algo-1, ``[algo-N] `` for the others."""
+    host = host_of(stream)
+    return "" if host == "algo-1" else f"[{host}] "
+
+
 def follow_training_job(
     sagemaker: Any,
     logs: Any,

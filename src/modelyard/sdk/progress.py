@@ -9,6 +9,8 @@ from typing import Any
 from rich.console import Console
 from rich.status import Status
 
+from modelyard.sdk.logs import line_prefix
+
 _console = Console(highlight=False)
 
 
@@ -40,6 +42,4 @@ class JobProgress:
             self._last = current
 
     def log(self, stream: str, message: str) -> None:
-        host = stream.split("/", 1)[-1].rsplit("-", 1)[0]
-        prefix = f"[{host}] " if host != "algo-1" else ""
-        _console.out(prefix + message, highlight=False)
+        _console.out(line_prefix(stream) + message, highlight=False)

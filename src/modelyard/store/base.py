@@ -28,26 +28,15 @@ import dataclasses
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from modelyard.core.errors import StoreError
+from modelyard.core.errors import ResourceInUse, ResourceNotFound
 
 
-class RecordNotFound(StoreError):
+class RecordNotFound(ResourceNotFound):
     """No record exists under ``(kind, name)``."""
 
-    code = "ResourceNotFound"
-    status = 400
 
-    def __init__(self, kind: str, name: str) -> None:
-        super().__init__(f"{kind} {name} does not exist.")
-        self.kind = kind
-        self.name = name
-
-
-class DuplicateRecord(StoreError):
+class DuplicateRecord(ResourceInUse):
     """A record already exists under ``(kind, name)``."""
-
-    code = "ResourceInUse"
-    status = 400
 
     def __init__(self, kind: str, name: str) -> None:
         super().__init__(f"{kind} {name} already exists.")
