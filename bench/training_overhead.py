@@ -37,8 +37,8 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:  # the server harness lives in the test tree
     sys.path.insert(0, str(REPO))
 
-from tests.integration.conftest import make_sourcedir, script_job  # noqa: E402
-from tests.support.server import RunningServer, start_server  # noqa: E402
+from tests.integration.conftest import make_sourcedir, script_job
+from tests.support.server import RunningServer, start_server
 
 #: the no-op job: one line of output and one tiny model file
 NOOP_SCRIPT = """\
@@ -219,7 +219,7 @@ def aggregate(rounds: list[dict[str, Any]]) -> dict[str, Any]:
         "observe_lag": column(lambda r: r["job"]["observe_lag_ms"]),
         "first_log_event": column(lambda r: r["log"]["first_event_ms"]),
         "first_script_line": column(lambda r: r["log"]["script_line_ms"]),
-        "phases": {p: column(lambda r, p=p: r["job"]["phases_ms"].get(p, 0.0)) for p in PHASES},
+        "phases": {p: column(_phase_getter(p)) for p in PHASES},
     }
     floor = result["floor"]["median_ms"]
     for key in ("modelyard_client", "modelyard_server"):
@@ -227,6 +227,13 @@ def aggregate(rounds: list[dict[str, Any]]) -> dict[str, Any]:
         result[key]["overhead_ms"] = median - floor
         result[key]["ratio"] = median / floor
     return result
+
+
+def _phase_getter(phase: str) -> Callable[[dict[str, Any]], float]:
+    """Reads one phase's duration out of a round (0 when the job skipped the phase)."""
+    def get(r: dict[str, Any]) -> float:
+        return float(r["job"]["phases_ms"].get(phase, 0.0))
+    return get
 
 
 def markdown(summary: dict[str, Any], runs: int) -> str:

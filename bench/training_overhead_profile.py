@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -30,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from training_overhead import (  # noqa: E402
+from training_overhead import (
     NOOP_LINE,
     NOOP_SCRIPT,
     bytecode_env,
@@ -39,7 +38,8 @@ from training_overhead import (  # noqa: E402
     script_job,
     start_server,
 )
-from tests.support.server import RunningServer, wait_for_job  # noqa: E402
+
+from tests.support.server import RunningServer, wait_for_job
 
 #: the segments of a job's timeline, in order: (name, from instant, to instant)
 SEGMENTS = (
@@ -79,7 +79,7 @@ def job_instants(server: RunningServer, sm: Any, name: str, request: dict[str, A
         "seen": seen,
     }
     for event in _jsonl(hdir / "events.jsonl"):
-        key = event.get("status") if event["event"] == "status" else event["event"]
+        key = str(event["status"] if event["event"] == "status" else event["event"])
         instants.setdefault(key, event["t"])
     for line in _jsonl(hdir / "logs.jsonl"):
         if line["m"] == NOOP_LINE:

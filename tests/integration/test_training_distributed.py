@@ -99,7 +99,9 @@ dump = {{
     "resourceconfig": config,
     "sharded": listing("sharded"),
     "replicated": listing("replicated"),
-    "rendezvous": {{k: os.environ.get(k) for k in ("MASTER_ADDR", "MASTER_PORT", "WORLD_SIZE", "RANK")}},
+    "rendezvous": {{
+        k: os.environ.get(k) for k in ("MASTER_ADDR", "MASTER_PORT", "WORLD_SIZE", "RANK")
+    }},
     "master_ip": socket.gethostbyname(os.environ["MASTER_ADDR"]),
 }}
 print({DUMP!r} + json.dumps(dump), flush=True)
@@ -257,7 +259,8 @@ def check_ddp_model(server: RunningServer, job: dict[str, Any], torchrun: bool) 
     assert job["TrainingJobStatus"] == "Completed", job.get("FailureReason")
     model = model_files(server, job["ModelArtifacts"]["S3ModelArtifacts"])
     result = json.loads(model["result.json"])
-    assert result == {"all_reduce": 3.0, "world_size": 2, "same_weights": True, "torchrun": torchrun}
+    expected = {"all_reduce": 3.0, "world_size": 2, "same_weights": True, "torchrun": torchrun}
+    assert result == expected
     state = torch.load(io.BytesIO(model["model.pt"]), weights_only=True)
     linear = torch.nn.Linear(4, 1)
     linear.load_state_dict(state)
@@ -281,7 +284,8 @@ def test_plain_processes_rendezvous_through_env(
 ) -> None:
     # init_process_group's default init_method is env://: MASTER_ADDR, MASTER_PORT, WORLD_SIZE
     # and RANK come from the runtime alone, whether or not algo-N names resolve.
-    running: RunningServer = request.getfixturevalue("server" if isolation == "auto" else "rewrite_server")
+    fixture = "server" if isolation == "auto" else "rewrite_server"
+    running: RunningServer = request.getfixturevalue(fixture)
     client = running.client("sagemaker")
     code = make_sourcedir(tmp_path / "code", DDP_SCRIPT)
     client.create_training_job(**ddp_job("ddp-env-1", code, torchrun=False))

@@ -183,3 +183,51 @@ def _wait_secondary(sm: Any, name: str, secondary: str, timeout: float = 30) -> 
     while sm.describe_training_job(TrainingJobName=name)["SecondaryStatus"] != secondary:
         assert time.monotonic() < deadline, f"{name} never reached {secondary}"
         time.sleep(0.05)
+
+
+def test_manifest_and_fastfile_channels(server: RunningServer, sm: Any, tmp_path: Path) -> None:
+    data = tmp_path / "pool"
+    (data / "day1").mkdir(parents=True)
+    (data / "day1" / "a.csv").write_text("a\n")
+    (data / "day1" / "skip.csv").write_text("not listed\n")
+    (data / "b.csv").write_text("b\n")
+    manifest = tmp_path / "train.manifest"
+    manifest.write_text(json.dumps([{"prefix": f"{data}/"}, "day1/a.csv", "b.csv"]))
+    script = (
+        "import json, os\n"
+        "seen = {}\n"
+        "for channel in ('train', 'extra'):\n"
+        "    root = os.environ['SM_CHANNEL_' + channel.upper()]\n"
+        "    seen[channel] = sorted(os.path.relpath(os.path.join(d, f), root)\n"
+        "                           for d, _, fs in os.walk(root) for f in fs)\n"
+        "json.dump(seen, open(os.path.join(os.environ['SM_MODEL_DIR'], 'seen.json'), 'w'))\n"
+    )
+    code = make_sourcedir(tmp_path / "code", script)
+    request = script_job(
+        "manifest-1", code, "s3://b/o",
+        InputDataConfig=[
+            {"ChannelName": "train", "DataSource": {"S3DataSource": {
+                "S3DataType": "ManifestFile", "S3Uri": str(manifest)}}},
+            {"ChannelName": "extra", "InputMode": "FastFile", "DataSource": {"S3DataSource": {
+                "S3DataType": "S3Prefix", "S3Uri": f"file://{data}/day1/"}}},
+        ],
+    )
+    sm.create_training_job(**request)
+    job = wait_for_job(sm, "manifest-1")
+    assert job["TrainingJobStatus"] == "Completed", job.get("FailureReason")
+    seen = json.loads(model_files(server, job["ModelArtifacts"]["S3ModelArtifacts"])["seen.json"])
+    assert seen == {"train": ["b.csv", "day1/a.csv"], "extra": ["a.csv", "skip.csv"]}
+
+
+def test_missing_input_fails_with_a_client_error(sm: Any, tmp_path: Path) -> None:
+    code = make_sourcedir(tmp_path / "code", "print('never runs')\n")
+    request = script_job(
+        "noinput-1", code, "s3://b/o",
+        InputDataConfig=[{"ChannelName": "train", "DataSource": {"S3DataSource": {
+            "S3DataType": "S3Prefix", "S3Uri": "s3://empty-bucket/nothing/here/"}}}],
+    )
+    sm.create_training_job(**request)
+    job = wait_for_job(sm, "noinput-1")
+    assert job["TrainingJobStatus"] == "Failed"
+    assert job["FailureReason"].startswith("ClientError")
+    assert "s3://empty-bucket/nothing/here/" in job["FailureReason"]

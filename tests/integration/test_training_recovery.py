@@ -81,7 +81,9 @@ def test_queued_job_survives_a_crash(tmp_path: Path) -> None:
         _wait_training(sm, "first")
         sm.create_training_job(**script_job("second", code, "s3://b/o", Environment={"NAP": "0"}))
         time.sleep(0.5)
-        assert sm.describe_training_job(TrainingJobName="second")["SecondaryStatus"] == "Pending"
+        queued = sm.describe_training_job(TrainingJobName="second")
+        assert queued["SecondaryStatus"] == "Starting"
+        assert queued["SecondaryStatusTransitions"][-1]["StatusMessage"].startswith("Waiting for capacity")
         server.kill()
         server = start_server(home, {"MODELYARD_CPUS": "2"})
         sm = server.client("sagemaker")
@@ -90,7 +92,7 @@ def test_queued_job_survives_a_crash(tmp_path: Path) -> None:
         assert first["TrainingJobStatus"] == second["TrainingJobStatus"] == "Completed"
         # the second job waited for the first: the machine had room for one
         assert second["TrainingStartTime"] >= first["TrainingEndTime"]
-        assert [t["Status"] for t in second["SecondaryStatusTransitions"]][:2] == ["Starting", "Pending"]
+        assert [t["Status"] for t in second["SecondaryStatusTransitions"]][0] == "Starting"
     finally:
         server.stop()
 
@@ -151,3 +153,23 @@ def _interrupt(server: RunningServer, name: str) -> None:
         capture_output=True, text=True, timeout=30, env=server.env,
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_spot_job_that_waits_too_long_stops(tmp_path: Path) -> None:
+    server = start_server(tmp_path / "home", {"MODELYARD_CPUS": "2"})
+    try:
+        sm = server.client("sagemaker")
+        code = make_sourcedir(tmp_path / "code", SLOW)
+        sm.create_training_job(**script_job("hog", code, "s3://b/o", Environment={"NAP": "8"}))
+        _wait_training(sm, "hog")
+        sm.create_training_job(**script_job(
+            "patient", code, "s3://b/o", EnableManagedSpotTraining=True,
+            StoppingCondition={"MaxRuntimeInSeconds": 2, "MaxWaitTimeInSeconds": 2},
+        ))
+        job = wait_for_job(sm, "patient", timeout=30)
+        assert (job["TrainingJobStatus"], job["SecondaryStatus"]) == ("Stopped", "MaxWaitTimeExceeded")
+        assert "TrainingStartTime" not in job  # it never got an instance
+        sm.stop_training_job(TrainingJobName="hog")
+        assert wait_for_job(sm, "hog", timeout=30)["TrainingJobStatus"] == "Stopped"
+    finally:
+        server.stop()

@@ -73,9 +73,10 @@ def credentials(home: Path | None) -> None:
 
 def _register_subcommands() -> None:
     from modelyard.cli.demo import demo
-    from modelyard.cli.training import training_jobs
+    from modelyard.cli.training import logs, training_jobs
 
     cli.add_command(training_jobs)
+    cli.add_command(logs, "logs")  # `modelyard logs -f JOB`, short for training-jobs logs
     cli.add_command(demo)
 
 

@@ -158,8 +158,10 @@ class JobController(abc.ABC):
             self._finish(record.name, "MaxWaitTimeExceeded")
             return
         if not self.capacity.try_acquire(record.name, self.slots(record)):
-            if state["SecondaryStatus"] != "Pending" and run.get("attempt", 1) == 1:
-                self.mutate(record.name, lambda s: js.advance(s, "Pending", now))
+            # the job queues in Starting, as SageMaker's do while instances are found
+            waiting = js.MESSAGES["Waiting"]
+            if state["SecondaryStatusTransitions"][-1].get("StatusMessage") != waiting:
+                self.mutate(record.name, lambda s: js.advance(s, s["SecondaryStatus"], now, waiting))
             return
         attempt = int(run.get("attempt", 1))
         try:
@@ -231,8 +233,11 @@ class JobController(abc.ABC):
         reason = run.get("stop_reason")
         limit = self.max_runtime(record)
         started = run.get("attempt_started", now)
+        wait = self.max_wait(record)
         if reason is None and limit is not None and now - float(run.get("started", started)) > limit:
             reason = changes["stop_reason"] = "MaxRuntimeExceeded"
+        elif reason is None and wait is not None and now - record.created > wait:
+            reason = changes["stop_reason"] = "MaxWaitTimeExceeded"
         if reason and any(h["exit_code"] is None for h in hosts):
             self._signal_hosts(hosts, run, changes, now)
         # progress first, so a status reported just before exiting is still in the history
@@ -311,8 +316,8 @@ class JobController(abc.ABC):
             self._restart(record.name, run, now)
         elif reason in ("user", "interrupt"):
             self._finish(record.name, "Stopped", run=run)
-        elif reason == "MaxRuntimeExceeded":
-            self._finish(record.name, "MaxRuntimeExceeded", run=run)
+        elif reason in ("MaxRuntimeExceeded", "MaxWaitTimeExceeded"):
+            self._finish(record.name, reason, run=run)
         elif failed:
             self._finish(record.name, "Failed", failed[0]["failure"] or "AlgorithmError: the job failed", run=run)
         else:

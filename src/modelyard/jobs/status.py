@@ -28,7 +28,7 @@ _PRIMARY = {
 
 MESSAGES = {
     "Starting": "Starting the training job",
-    "Pending": "Waiting for capacity on this machine",
+    "Waiting": "Waiting for capacity: the machine is running other jobs",
     "Downloading": "Downloading input data",
     "Training": "Training image download completed. Training in progress.",
     "Uploading": "Uploading generated training model",

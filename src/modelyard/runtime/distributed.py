@@ -37,7 +37,7 @@ _TORCH_FLAGS = ("sagemaker_torch_distributed_enabled", "sagemaker_pytorch_ddp_en
 
 def master_address(plan: HostPlan, namespace: bool) -> str:
     """Where rank 0 listens: the master's host name when it resolves here, else 127.0.0.1."""
-    master = sorted(plan.hosts)[0]
+    master = min(plan.hosts)  # the toolkit sorts the hosts and takes the first
     if namespace and _resolves_to_loopback(master):
         return master
     return LOOPBACK
@@ -127,7 +127,8 @@ _NOT_A_SCRIPT = "Unsupported entry point type for torch_distributed"
 def require_torch(python: Path) -> None:
     """Raise ClientError naming the ``torch`` extra when ``python`` cannot import torch."""
     probe = "import importlib.util, sys; sys.exit(importlib.util.find_spec('torch') is None)"
-    found = subprocess.run([str(python), "-c", probe], capture_output=True).returncode == 0
+    probed = subprocess.run([str(python), "-c", probe], capture_output=True, check=False)
+    found = probed.returncode == 0
     if not found:
         missing = MissingExtra("torch (needed by distribution torch_distributed)", "torch")
         raise ClientError(str(missing))
