@@ -51,6 +51,15 @@ def _weed_processes(home: Path) -> list[psutil.Process]:
     return found
 
 
+def _grpc_sockets(home: Path) -> list[Path]:
+    """The /tmp gRPC sockets weed names by port, for the ports the running gateway uses."""
+    ports = json.loads((home / "seaweedfs" / "weed.json").read_text())["ports"]
+    return [
+        Path(f"/tmp/seaweedfs-{name}-grpc-{ports[name + '_grpc']}.sock")
+        for name in ("master", "volume", "filer", "s3")
+    ]
+
+
 def _model_members(s3: Any, key: str) -> dict[str, bytes]:
     body = s3.get_object(Bucket=BUCKET, Key=key)["Body"].read()
     with tarfile.open(fileobj=io.BytesIO(body)) as tar:
@@ -96,16 +105,21 @@ def test_server_with_s3_runs_a_job_against_its_own_gateway(tmp_path: Path) -> No
         assert not (home / "artifacts" / "s3").exists()
 
         # A crash leaves weed behind; the next start takes it over and the data survive.
+        sockets = _grpc_sockets(home)
+        assert all(path.exists() for path in sockets)
         server.kill()
         assert len(_weed_processes(home)) == 1
         server = start_server(home, args=["--s3", "--s3-port", "0"])
         s3 = _s3_client(server)
         assert _model_members(s3, key) == {"total.txt": b"10.5"}
         assert len(_weed_processes(home)) == 1
+        assert not any(path.exists() for path in sockets)  # the crashed one's were removed
+        sockets = _grpc_sockets(home)
     finally:
         server.stop()
     assert server.proc.returncode is not None
     assert _weed_processes(home) == []
+    assert not any(path.exists() for path in sockets)
     assert not (home / "server.json").exists()
 
 

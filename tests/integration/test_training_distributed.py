@@ -180,11 +180,13 @@ def test_log_streams_are_one_per_host(server: RunningServer, sm: Any, tmp_path: 
 
 
 FAIL_ON_SECOND = """
-import os, sys
+import os, sys, time
 if os.environ["SM_CURRENT_HOST"] == "algo-2":
+    time.sleep(1)
     open("/opt/ml/output/failure", "w").write("algo-2 ran out of luck")
     sys.exit(3)
 print("algo-1 is fine", flush=True)
+time.sleep(120)  # as if blocked waiting for algo-2: the platform must end it
 """
 
 
@@ -193,7 +195,7 @@ def test_a_failure_on_the_second_host_fails_the_job(
 ) -> None:
     code = make_sourcedir(tmp_path / "code", FAIL_ON_SECOND)
     sm.create_training_job(**two_hosts("multi-fail-1", code, "s3://dist-bucket/jobs"))
-    job = wait_for_job(sm, "multi-fail-1")
+    job = wait_for_job(sm, "multi-fail-1", timeout=60)  # well before algo-1's 120 s nap
     assert job["TrainingJobStatus"] == "Failed"
     assert job["FailureReason"] == "algo-2 ran out of luck"
     streams = log_streams(server, "multi-fail-1")

@@ -22,6 +22,7 @@ SERVED_SERVICES: tuple[str, ...] = (
     "sagemaker-metrics",
     "sagemaker-featurestore-runtime",
     "logs",
+    "cloudwatch",
     "sts",
 )
 

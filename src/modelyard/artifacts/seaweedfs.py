@@ -41,7 +41,7 @@ __all__ = ["DEFAULT_S3_PORT", "S3Gateway", "find_weed", "start_gateway"]
 DEFAULT_S3_PORT = 8333  # SeaweedFS's own default, so existing S3 client configs carry over
 START_TIMEOUT_S = 60.0
 _PROBE_BUCKET = "modelyard-ready-probe"
-_PID_FILE = "weed.pid"
+_STATE_FILE = "weed.json"  # pid and ports of the running weed, for crash recovery
 _LOG_FILE = "weed.log"
 _PORT_NAMES = (
     "master",
@@ -116,7 +116,7 @@ class S3Gateway:
                 _signal_group(self.process.pid, signal.SIGKILL)
                 self.process.wait(timeout=10)
         _remove_grpc_sockets(self.ports)
-        (self.workdir / _PID_FILE).unlink(missing_ok=True)
+        (self.workdir / _STATE_FILE).unlink(missing_ok=True)
 
 
 def start_gateway(
@@ -159,7 +159,7 @@ def start_gateway(
             cwd=workdir,
             start_new_session=True,  # its own process group, so stop() reaches every child
         )
-    (workdir / _PID_FILE).write_text(str(process.pid))
+    (workdir / _STATE_FILE).write_text(json.dumps({"pid": process.pid, "ports": ports}))
     gateway = S3Gateway(
         endpoint_url=f"http://127.0.0.1:{ports['s3']}",
         access_key_id=access_key_id,
@@ -192,16 +192,34 @@ def _remove_grpc_sockets(ports: dict[str, int]) -> None:
 def _stop_leftover(workdir: Path) -> None:
     """Kill a ``weed`` that an earlier, killed owner of ``workdir`` left behind."""
     try:
-        pid = int((workdir / _PID_FILE).read_text())
-        cmdline = psutil.Process(pid).cmdline()
-    except (OSError, ValueError, psutil.Error):
+        state = json.loads((workdir / _STATE_FILE).read_text())
+        pid, ports = int(state["pid"]), {str(k): int(v) for k, v in state["ports"].items()}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return
-    # The pid may have been reused: only a weed serving this very folder is ours to kill.
-    if f"-dir={workdir / 'data'}" not in cmdline:
-        return
-    _signal_group(pid, signal.SIGKILL)
     with contextlib.suppress(psutil.Error):
-        psutil.Process(pid).wait(timeout=10)
+        process = psutil.Process(pid)
+        # The pid may have been reused: only a weed serving this very folder is ours to kill.
+        if f"-dir={workdir / 'data'}" in process.cmdline():
+            _signal_group(pid, signal.SIGKILL)
+            _wait_dead(process)
+    with contextlib.suppress(KeyError):
+        _remove_grpc_sockets(ports)
+
+
+def _wait_dead(process: psutil.Process, timeout: float = 10.0) -> None:
+    """Wait until ``process`` is gone or a zombie (its ports and locks are free either way).
+
+    It is not our child, and an init that does not reap would leave it a zombie forever, so
+    ``Process.wait`` cannot be used.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if process.status() == psutil.STATUS_ZOMBIE:
+                return
+        except psutil.NoSuchProcess:
+            return
+        time.sleep(0.05)
 
 
 def _choose_ports(s3_port: int) -> dict[str, int]:

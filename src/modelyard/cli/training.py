@@ -1,4 +1,4 @@
-"""``modelyard training-jobs list|describe|stop|logs``."""
+"""``modelyard training-jobs list|describe|stop|logs|metrics|interrupt``."""
 
 from __future__ import annotations
 
@@ -99,6 +99,22 @@ def logs(home, endpoint_url, output, name, follow):  # noqa: ANN001, ANN201
             print_json({"stream": stream, **event})
         else:
             click.echo(line_prefix(stream) + event["message"])
+
+
+@training_jobs.command("metrics")
+@common
+@click.argument("name")
+@click.option("--period", type=int, default=1, show_default=True, help="Seconds per datapoint.")
+def metrics(home, endpoint_url, output, name, period):  # noqa: ANN001, ANN201
+    """A job's MetricDefinitions values over time, read through the CloudWatch metrics API."""
+    from modelyard.sdk.analytics import metric_rows
+
+    session = _session(home, endpoint_url)
+    rows = metric_rows(session.sagemaker, session.client("cloudwatch"), name, period)
+    if output == "json":
+        print_json(rows)
+    else:
+        print_table(rows, ["timestamp", "metric_name", "value"])
 
 
 @training_jobs.command("interrupt")

@@ -226,11 +226,17 @@ class JobController(abc.ABC):
         if not self.capacity.try_acquire(record.name, self.slots(record)):
             self.capacity.force_acquire(record.name, self.slots(record))
         hosts = [dict(h) for h in run.get("hosts", [])]
-        secondary: list[tuple[str, str | None]] = []
+        secondary: list[tuple[str, str | None, float]] = []
         for index, host in enumerate(hosts):
             self._follow_host(record, index, host, secondary)
         changes: dict[str, Any] = {"hosts": hosts}
         reason = run.get("stop_reason")
+        broken = [i for i, h in enumerate(hosts) if h["exit_code"] not in (None, 0)]
+        if reason is None and broken:
+            # as SageMaker does, one failed host ends every host (the others may be blocked
+            # in a collective waiting for it); its failure is the job's
+            reason = changes["stop_reason"] = "host_failed"
+            changes["failed_host"] = broken[0]
         limit = self.max_runtime(record)
         started = run.get("attempt_started", now)
         wait = self.max_wait(record)
@@ -246,7 +252,8 @@ class JobController(abc.ABC):
             self._hosts_done(record, hosts, {**run, **changes}, now)
 
     def _follow_host(
-        self, record: Record, index: int, host: dict[str, Any], secondary: list[tuple[str, str | None]]
+        self, record: Record, index: int, host: dict[str, Any],
+        secondary: list[tuple[str, str | None, float]],
     ) -> None:
         if host["exit_code"] is not None:
             return
@@ -255,7 +262,8 @@ class JobController(abc.ABC):
         events, host["events_offset"] = read_new_lines(host_dir / EVENTS_FILE, host["events_offset"])
         for event in events:
             if event.get("event") == "status" and index == 0:
-                secondary.append((event["status"], event.get("message")))
+                # the runtime's own clock: when the change happened, not when it was noticed
+                secondary.append((event["status"], event.get("message"), float(event.get("t", time.time()))))
             elif event.get("event") == "exit":
                 host["exit_code"] = int(event.get("code", 1))
                 host["failure"] = event.get("failure")
@@ -290,7 +298,7 @@ class JobController(abc.ABC):
 
     def _save_progress(
         self, record: Record, run: dict[str, Any], changes: dict[str, Any],
-        secondary: list[tuple[str, str | None]], now: float,
+        secondary: list[tuple[str, str | None, float]], now: float,
     ) -> None:
         moved = [h["events_offset"] for h in changes["hosts"]] != [h["events_offset"] for h in run.get("hosts", [])]
         if not (secondary or moved or set(changes) - {"hosts"}):
@@ -299,8 +307,8 @@ class JobController(abc.ABC):
         def mutate(s: dict[str, Any]) -> dict[str, Any]:
             new = dict(s)
             if new["Status"] == "InProgress":
-                for status, message in secondary:
-                    new = js.advance(new, status, now, message)
+                for status, message, at in secondary:
+                    new = js.advance(new, status, min(at, now), message)
             new["_run"] = {**s.get("_run", {}), **changes}
             return new
 
@@ -312,7 +320,10 @@ class JobController(abc.ABC):
         run = {**run, "hosts": hosts, "billable": billable, "signalled_at": None}
         reason = run.get("stop_reason")
         failed = [h for h in hosts if h["exit_code"] not in (0, EXIT_STOPPED)]
-        if reason == "interrupt" and self.restartable(record):
+        if reason == "host_failed":
+            first = hosts[int(run.get("failed_host", 0))]
+            self._finish(record.name, "Failed", first["failure"] or "AlgorithmError: a host failed", run=run)
+        elif reason == "interrupt" and self.restartable(record):
             self._restart(record.name, run, now)
         elif reason in ("user", "interrupt"):
             self._finish(record.name, "Stopped", run=run)

@@ -1,8 +1,10 @@
 """The HTTP face of the platform: one ASGI app on one port.
 
 ``POST /`` carries every AWS-protocol call: ``X-Amz-Target: SageMaker.<Op>`` (the SageMaker
-API), ``X-Amz-Target: Logs_20140328.<Op>`` (CloudWatch Logs) and form-encoded
-``Action=GetCallerIdentity`` (STS). Every call is SigV4-signed with one of the platform's keys.
+API), ``X-Amz-Target: Logs_20140328.<Op>`` (CloudWatch Logs),
+``X-Amz-Target: GraniteServiceVersion20100801.<Op>`` (CloudWatch metrics, awsJson 1.0) and
+form-encoded ``Action=GetCallerIdentity`` (STS). Every call is SigV4-signed with one of the
+platform's keys.
 ``GET /ping`` answers unsigned, for health checks and server discovery.
 """
 
@@ -32,6 +34,9 @@ def build_app(platform: Platform) -> Starlette:
     dispatchers = {
         "SageMaker": JsonDispatcher("sagemaker", platform.sagemaker_operations(), strict),
         "Logs_20140328": JsonDispatcher("logs", platform.logs.operations(), strict),
+        "GraniteServiceVersion20100801": JsonDispatcher(
+            "cloudwatch", platform.metrics.operations(), strict
+        ),
     }
 
     async def authenticate(request: Request, body: bytes) -> Principal:
@@ -59,8 +64,9 @@ def build_app(platform: Platform) -> Starlette:
             if dispatcher is None:
                 raise ValidationError(f"Unknown target {target}.")
         except ModelyardError as e:
-            service = dispatcher.service if dispatcher else "sagemaker"
-            return _response(*json_error_response_body(e, service, rid))
+            if dispatcher is not None:  # in the service's own protocol (content type, codes)
+                return _response(*dispatcher.error(e, rid))
+            return _response(*json_error_response_body(e, "sagemaker", rid))
         return _response(*await run_in_threadpool(dispatcher.dispatch, operation, body, rid))
 
     async def _sts(request: Request, body: bytes, rid: str) -> Response:

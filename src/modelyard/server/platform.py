@@ -8,6 +8,7 @@ import os
 import psutil
 
 from modelyard.api.cloudwatch_logs import LogsService
+from modelyard.api.cloudwatch_metrics import MetricsService
 from modelyard.api.credentials import load_or_create_credentials, lookup_secret
 from modelyard.api.tags import TagService
 from modelyard.artifacts import Artifacts
@@ -47,6 +48,7 @@ class Platform:
         )
         self.tags = TagService(settings, self.store)
         self.logs = LogsService({self.training_controller.log_group: self.training_controller})
+        self.metrics = MetricsService(self.store)
 
     def sagemaker_operations(self) -> dict:
         return {**self.training.operations(), **self.tags.operations()}
