@@ -124,13 +124,18 @@ class Session:
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                 start_new_session=True,
             ))
+        proc = _EMBEDDED_SERVERS[-1]
         deadline = time.monotonic() + _START_TIMEOUT
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and proc.poll() is None:
             url = running_server_url(self.home)
             if url and _pings(url):
                 return url
             time.sleep(0.1)
-        raise ConnectionError(f"The embedded modelyard server did not start; see {self.home / 'server.log'}.")
+        log_tail = (self.home / "server.log").read_text(errors="replace")[-2000:]
+        state = "exited with code %s" % proc.returncode if proc.poll() is not None else "timed out"
+        raise ConnectionError(
+            f"The embedded modelyard server did not start ({state}); its log ends with:\n{log_tail}"
+        )
 
 
 def _pings(url: str) -> bool:
