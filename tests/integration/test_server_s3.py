@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import io
 import json
+import subprocess
+import sys
 import tarfile
 from pathlib import Path
 from typing import Any
@@ -103,6 +105,16 @@ def test_server_with_s3_runs_a_job_against_its_own_gateway(tmp_path: Path) -> No
         assert _model_members(s3, key) == {"total.txt": b"10.5"}
         # The model went to the gateway, not into the local folder that s3:// maps to otherwise.
         assert not (home / "artifacts" / "s3").exists()
+
+        # A second server for the same home must not take over a gateway in use.
+        second = subprocess.run(
+            [sys.executable, "-m", "modelyard", "server", "--home", str(home), "--port", "0",
+             "--s3", "--s3-port", "0"],
+            env=server.env, capture_output=True, text=True, timeout=60, check=False,
+        )
+        assert second.returncode == 1
+        assert f"already running, managed by process {server.proc.pid}" in second.stderr
+        assert _model_members(s3, key) == {"total.txt": b"10.5"}
 
         # A crash leaves weed behind; the next start takes it over and the data survive.
         sockets = _grpc_sockets(home)

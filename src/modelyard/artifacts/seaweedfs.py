@@ -159,7 +159,8 @@ def start_gateway(
             cwd=workdir,
             start_new_session=True,  # its own process group, so stop() reaches every child
         )
-    (workdir / _STATE_FILE).write_text(json.dumps({"pid": process.pid, "ports": ports}))
+    state = {"pid": process.pid, "owner": os.getpid(), "ports": ports}
+    (workdir / _STATE_FILE).write_text(json.dumps(state))
     gateway = S3Gateway(
         endpoint_url=f"http://127.0.0.1:{ports['s3']}",
         access_key_id=access_key_id,
@@ -190,16 +191,25 @@ def _remove_grpc_sockets(ports: dict[str, int]) -> None:
 
 
 def _stop_leftover(workdir: Path) -> None:
-    """Kill a ``weed`` that an earlier, killed owner of ``workdir`` left behind."""
+    """Kill a ``weed`` that an earlier, killed owner of ``workdir`` left behind.
+
+    Raises :class:`ModelyardError` when its owner is still alive: that gateway is in use.
+    """
     try:
         state = json.loads((workdir / _STATE_FILE).read_text())
-        pid, ports = int(state["pid"]), {str(k): int(v) for k, v in state["ports"].items()}
+        pid, owner = int(state["pid"]), int(state["owner"])
+        ports = {str(k): int(v) for k, v in state["ports"].items()}
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return
     with contextlib.suppress(psutil.Error):
         process = psutil.Process(pid)
         # The pid may have been reused: only a weed serving this very folder is ours to kill.
         if f"-dir={workdir / 'data'}" in process.cmdline():
+            # An orphan is re-parented when its owner dies; a live owner is still its parent.
+            if process.ppid() == owner:
+                raise ModelyardError(
+                    f"The S3 gateway in {workdir} is already running, managed by process {owner}."
+                )
             _signal_group(pid, signal.SIGKILL)
             _wait_dead(process)
     with contextlib.suppress(KeyError):

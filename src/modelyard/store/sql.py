@@ -28,21 +28,23 @@ import math
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config as AlembicConfig
-from alembic.util import CommandError
-from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql as pg_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
-from sqlalchemy.engine import URL, Connection, Engine, make_url
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import StaticPool
 
-from modelyard.core.errors import MissingExtra, StaleRecord, StoreError, ValidationError
+from modelyard.core.errors import StaleRecord, StoreError, ValidationError
+from modelyard.store._engines import (
+    WRITE_OPTION,
+    create_store_engine,
+    dump_json,
+    translated,
+    upgrade_to_head,
+)
 from modelyard.store.base import (
     DuplicateRecord,
     MetadataStore,
@@ -56,123 +58,12 @@ from modelyard.store.schema import tags as tag_table
 
 __all__ = ["SqlMetadataStore", "create_store_engine", "upgrade_to_head"]
 
-MIGRATIONS_DIR = Path(__file__).with_name("migrations")
-
-# Key of the PostgreSQL advisory lock held while migrating: the bytes b"mdlyard\x01" as a
-# big-endian signed 64-bit integer, unlikely to collide with another application's lock.
-_PG_MIGRATION_LOCK = int.from_bytes(b"mdlyard\x01", "big")
-
-# Execution option that marks a connection as about to write (SQLite: BEGIN IMMEDIATE).
-_WRITE_OPTION = "modelyard_write"
-
 _SORT_COLUMNS: Mapping[str, sa.ColumnElement[Any]] = {
     "name": resources.c.name,
     "created": resources.c.created,
     "modified": resources.c.modified,
     "status": resources.c.status,
 }
-
-
-# --- engines -----------------------------------------------------------------------------------
-def create_store_engine(url: str, *, busy_timeout_s: float = 30.0) -> Engine:
-    """An engine for a ``sqlite://`` or ``postgresql://`` URL, configured as the store needs.
-
-    SQLite: the file's folder is created; ``sqlite://`` (or ``:memory:``) is a private in-memory
-    database. PostgreSQL: ``postgresql://`` and ``postgres://`` get the psycopg 3 driver.
-    """
-    try:
-        parsed = make_url(url)
-    except (sa_exc.ArgumentError, ValueError) as e:  # ValueError: e.g. a non-numeric port
-        raise ValidationError(f"Cannot parse the metadata store URL: {e}") from e
-    backend, _, driver = parsed.drivername.partition("+")
-    if backend == "sqlite":
-        if driver not in ("", "pysqlite"):
-            raise ValidationError(f"SQLite URLs use the built-in driver (sqlite://), not {driver}.")
-        return _sqlite_engine(parsed, busy_timeout_s)
-    if backend in ("postgresql", "postgres"):
-        if driver not in ("", "psycopg"):
-            raise ValidationError(f"PostgreSQL URLs use psycopg (postgresql://), not {driver}.")
-        return _postgresql_engine(parsed)
-    raise ValidationError(f"The SQL store serves sqlite:// and postgresql:// URLs, not {url!r}.")
-
-
-def _postgresql_engine(url: URL) -> Engine:
-    """A pooled psycopg 3 engine; a missing psycopg is reported as a missing extra."""
-    try:
-        import psycopg  # noqa: F401  (imported only to name the missing extra)
-    except ImportError as e:
-        raise MissingExtra("psycopg", "postgresql") from e
-    return sa.create_engine(
-        url.set(drivername="postgresql+psycopg"),
-        json_serializer=_dump_json,
-        # A server restart or an idle timeout leaves dead connections in the pool.
-        pool_pre_ping=True,
-    )
-
-
-def _sqlite_engine(url: URL, busy_timeout_s: float) -> Engine:
-    """An engine whose connections use WAL, foreign keys, a busy timeout and our BEGIN."""
-    memory = url.database in (None, "", ":memory:")
-    options: dict[str, Any] = {
-        "connect_args": {"check_same_thread": False},
-        "json_serializer": _dump_json,
-    }
-    if memory:
-        # One shared connection: every new connection to :memory: would be a new, empty database.
-        options["poolclass"] = StaticPool
-    elif url.database and not url.database.startswith("file:"):
-        Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-    engine = sa.create_engine(url, **options)
-    busy_ms = int(busy_timeout_s * 1000)
-
-    def on_connect(dbapi_connection: Any, _record: Any) -> None:
-        # Take transaction control away from the driver; the "begin" listener emits BEGIN.
-        dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        try:
-            cursor.execute(f"PRAGMA busy_timeout = {busy_ms}")
-            cursor.execute("PRAGMA foreign_keys = ON")
-            if not memory:
-                # Readers do not block the writer and vice versa; persistent in the file.
-                cursor.execute("PRAGMA journal_mode = WAL")
-        finally:
-            cursor.close()
-
-    def on_begin(conn: Connection) -> None:
-        write = conn.get_execution_options().get(_WRITE_OPTION, False)
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
-
-    sa.event.listen(engine, "connect", on_connect)
-    sa.event.listen(engine, "begin", on_begin)
-    return engine
-
-
-def upgrade_to_head(engine: Engine) -> None:
-    """Migrate the database to the newest revision; a no-op when it is already there.
-
-    Safe when several processes call it at once: the whole upgrade runs in one transaction that
-    first takes the migration lock, so a second process waits and then finds nothing to do.
-    """
-    config = AlembicConfig()
-    # configparser interpolates "%"; a folder name containing one must be escaped.
-    config.set_main_option("script_location", str(MIGRATIONS_DIR).replace("%", "%%"))
-    config.set_main_option("path_separator", "os")
-    with _translated(), engine.connect() as conn:
-        conn.execution_options(**{_WRITE_OPTION: True})
-        with conn.begin():
-            if conn.dialect.name == "postgresql":
-                conn.execute(
-                    sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_MIGRATION_LOCK}
-                )
-            config.attributes["connection"] = conn
-            try:
-                command.upgrade(config, "head")
-            except CommandError as e:
-                # Typically a database migrated by a newer modelyard than this one.
-                raise StoreError(
-                    f"Cannot migrate the metadata store schema ({e}); is this database from a "
-                    "newer modelyard version?"
-                ) from e
 
 
 # --- the store ---------------------------------------------------------------------------------
@@ -215,9 +106,9 @@ class SqlMetadataStore(MetadataStore):
         self, *, write: bool, on_integrity: Callable[[], StoreError] | None = None
     ) -> Iterator[Connection]:
         """One transaction, committed on success; library errors become StoreError."""
-        with self._serial, _translated(on_integrity), self._engine.connect() as conn:
+        with self._serial, translated(on_integrity), self._engine.connect() as conn:
             if write:
-                conn.execution_options(**{_WRITE_OPTION: True})
+                conn.execution_options(**{WRITE_OPTION: True})
             with conn.begin():
                 yield conn
 
@@ -451,7 +342,7 @@ def _json_document(value: Mapping[str, Any], field: str) -> dict[str, Any]:
     read the same on every backend.
     """
     try:
-        document = json.loads(_dump_json(value))
+        document = json.loads(dump_json(value))
     except (TypeError, ValueError) as e:
         raise ValidationError(f"Record {field} must be JSON-serialisable: {e}") from e
     if not isinstance(document, dict):
@@ -459,41 +350,6 @@ def _json_document(value: Mapping[str, Any], field: str) -> dict[str, Any]:
     return document
 
 
-def _dump_json(value: Any) -> str:
-    """JSON for spec/state columns; mappings (e.g. another record's state) become objects.
-
-    NaN and infinities are refused on every backend because PostgreSQL's JSON type refuses them.
-    """
-    return json.dumps(value, allow_nan=False, default=_jsonable, separators=(",", ":"))
-
-
-def _jsonable(value: Any) -> Any:
-    """``json.dumps`` fallback: read-only mappings become dicts; anything else is an error."""
-    if isinstance(value, Mapping):
-        return dict(value)
-    raise TypeError(f"{type(value).__name__} is not JSON-serialisable")
-
-
 def _missing_arn(arn: str) -> Callable[[], StoreError]:
     """The error for a tag or metric write whose ARN has no record (a foreign-key violation)."""
     return lambda: RecordNotFound("resource", arn)
-
-
-@contextlib.contextmanager
-def _translated(on_integrity: Callable[[], StoreError] | None = None) -> Iterator[None]:
-    """Translate SQLAlchemy errors into StoreError (or ``on_integrity()``), chained."""
-    try:
-        yield
-    except sa_exc.IntegrityError as e:
-        if on_integrity is not None:
-            raise on_integrity() from e
-        raise StoreError(f"Metadata store constraint violated: {_describe(e)}") from e
-    except sa_exc.SQLAlchemyError as e:
-        raise StoreError(f"Metadata store failed: {_describe(e)}") from e
-
-
-def _describe(error: sa_exc.SQLAlchemyError) -> str:
-    """The driver's own first line, without the SQL text and parameters SQLAlchemy appends."""
-    cause = getattr(error, "orig", None) or error
-    first_line = str(cause).strip().splitlines()[0] if str(cause).strip() else ""
-    return f"{type(cause).__name__}: {first_line}"
