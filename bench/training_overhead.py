@@ -37,8 +37,8 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:  # the server harness lives in the test tree
     sys.path.insert(0, str(REPO))
 
-from tests.integration.conftest import make_sourcedir, script_job
-from tests.support.server import RunningServer, start_server
+from tests.integration.conftest import make_sourcedir, script_job  # noqa: E402
+from tests.support.server import RunningServer, start_server  # noqa: E402
 
 #: the no-op job: one line of output and one tiny model file
 NOOP_SCRIPT = """\

@@ -6,11 +6,11 @@ import base64
 import enum
 import io
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
-from botocore.model import ShapeResolver
 from botocore.awsrequest import HTTPHeaders
+from botocore.model import ShapeResolver
 from botocore.parsers import create_parser
 from botocore.response import StreamingBody
 
@@ -37,7 +37,7 @@ def _parse_json(op_name: str, body: bytes, service: str = "sagemaker") -> dict:
 
 
 def test_describe_training_job_round_trips_through_botocore() -> None:
-    created = datetime(2024, 1, 1, 12, 0, 0, 123456, tzinfo=timezone.utc)
+    created = datetime(2024, 1, 1, 12, 0, 0, 123456, tzinfo=UTC)
     result = {
         "TrainingJobName": "abalone-1",
         "TrainingJobArn": "arn:aws:sagemaker:us-east-1:123456789012:training-job/abalone-1",
@@ -66,7 +66,7 @@ def test_describe_training_job_round_trips_through_botocore() -> None:
     body = encode_json(shaped)
     assert b"null" not in body
     parsed = _parse_json("DescribeTrainingJob", body)
-    assert parsed["CreationTime"] == datetime(2024, 1, 1, 12, 0, 0, 123000, tzinfo=timezone.utc)
+    assert parsed["CreationTime"] == datetime(2024, 1, 1, 12, 0, 0, 123000, tzinfo=UTC)
     assert parsed["TrainingJobStatus"] == "InProgress"
     assert parsed["ResourceConfig"] == {
         "InstanceType": "ml.m5.large", "InstanceCount": 1, "VolumeSizeInGB": 5
@@ -171,7 +171,7 @@ def test_featurestore_get_record_json_payload() -> None:
 
 
 def test_to_epoch_forms() -> None:
-    assert to_epoch(datetime(2024, 1, 1, tzinfo=timezone.utc)) == 1704067200.0
+    assert to_epoch(datetime(2024, 1, 1, tzinfo=UTC)) == 1704067200.0
     assert to_epoch(1704067200.12345) == 1704067200.123
     assert to_epoch("2024-01-01T00:00:00Z") == 1704067200.0
     with pytest.raises(ModelyardError):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -296,7 +296,7 @@ def test_bodies_sent_by_botocore_validate() -> None:
     sagemaker = wire_client("sagemaker", capture)
     sagemaker.create_training_job(**_create_training_job())
     sagemaker.list_training_jobs(
-        CreationTimeAfter=datetime(2024, 1, 1, tzinfo=timezone.utc), MaxResults=5
+        CreationTimeAfter=datetime(2024, 1, 1, tzinfo=UTC), MaxResults=5
     )
     create, listing = (json.loads(sent.body) for sent in capture.sent)
     assert validate_input(operation("sagemaker", "CreateTrainingJob"), create) == (

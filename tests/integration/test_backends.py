@@ -75,7 +75,7 @@ def test_training_on_postgresql_and_s3_survives_a_crash(
         sm = server.client("sagemaker")
         job = wait_for_job(sm, "on-postgres", timeout=60)
         assert job["TrainingJobStatus"] == "Completed", job.get("FailureReason")
-        key = f"output/on-postgres/output/model.tar.gz"
+        key = "output/on-postgres/output/model.tar.gz"
         assert job["ModelArtifacts"]["S3ModelArtifacts"] == f"s3://{bucket}/{key}"
         body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
         with tarfile.open(fileobj=io.BytesIO(body)) as tar:

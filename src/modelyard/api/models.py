@@ -7,7 +7,7 @@ file, so each is loaded once per process.
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache, lru_cache
 
 from botocore.exceptions import UnknownServiceError
 from botocore.loaders import Loader, create_loader
@@ -27,7 +27,7 @@ SERVED_SERVICES: tuple[str, ...] = (
 )
 
 
-@lru_cache(maxsize=None)
+@cache
 def service_model(name: str) -> ServiceModel:
     """Return botocore's model of service ``name`` (e.g. ``"sagemaker"``), loaded once.
 
@@ -43,7 +43,7 @@ def service_model(name: str) -> ServiceModel:
     return ServiceModel(data, service_name=name)
 
 
-@lru_cache(maxsize=None)
+@cache
 def operation(service: str, op_name: str) -> OperationModel:
     """Return the model of operation ``op_name`` (e.g. ``"CreateTrainingJob"``) of ``service``.
 

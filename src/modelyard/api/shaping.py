@@ -17,7 +17,7 @@ import enum
 import json
 import math
 from collections.abc import Mapping
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from email.utils import format_datetime
 from typing import Any
 
@@ -95,10 +95,10 @@ def to_epoch(value: datetime | date | float | int | str) -> float:
     """Epoch seconds rounded to milliseconds; naive datetimes are taken as UTC."""
     if isinstance(value, datetime):
         if value.tzinfo is None:
-            value = value.replace(tzinfo=timezone.utc)
+            value = value.replace(tzinfo=UTC)
         return round(value.timestamp(), 3)
     if isinstance(value, date):
-        return float(datetime(value.year, value.month, value.day, tzinfo=timezone.utc).timestamp())
+        return float(datetime(value.year, value.month, value.day, tzinfo=UTC).timestamp())
     parsed = parse_timestamp(value)
     if parsed is None:
         raise ModelyardError(f"Not a timestamp: {value!r}")
@@ -194,7 +194,7 @@ class _Shaper:
             value = value.value
         kind = shape.type_name
         if kind == "timestamp":
-            moment = datetime.fromtimestamp(to_epoch(value), tz=timezone.utc)
+            moment = datetime.fromtimestamp(to_epoch(value), tz=UTC)
             return format_datetime(moment, usegmt=True)
         if kind == "boolean":
             return "true" if value else "false"

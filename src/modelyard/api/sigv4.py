@@ -27,7 +27,7 @@ import hmac
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from urllib.parse import parse_qsl
 
@@ -207,7 +207,7 @@ def _request_timestamp(headers: Mapping[str, str]) -> str:
             raise AuthenticationError(
                 "IncompleteSignatureException", f"Invalid Date header {date!r}."
             ) from e
-        return moment.astimezone(timezone.utc).strftime(SIGV4_TIMESTAMP)
+        return moment.astimezone(UTC).strftime(SIGV4_TIMESTAMP)
     raise AuthenticationError(
         "IncompleteSignatureException",
         "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header.",
@@ -215,19 +215,19 @@ def _request_timestamp(headers: Mapping[str, str]) -> str:
 
 
 def _check_clock(timestamp: str, now: float) -> None:
-    signed_at = datetime.strptime(timestamp, SIGV4_TIMESTAMP).replace(tzinfo=timezone.utc)
+    signed_at = datetime.strptime(timestamp, SIGV4_TIMESTAMP).replace(tzinfo=UTC)
     skew = signed_at.timestamp() - now
     if abs(skew) <= MAX_CLOCK_SKEW_S:
         return
-    current = datetime.fromtimestamp(now, tz=timezone.utc)
+    current = datetime.fromtimestamp(now, tz=UTC)
     if skew < 0:
-        bound = datetime.fromtimestamp(now - MAX_CLOCK_SKEW_S, tz=timezone.utc)
+        bound = datetime.fromtimestamp(now - MAX_CLOCK_SKEW_S, tz=UTC)
         message = (
             f"Signature expired: {timestamp} is now earlier than {_fmt(bound)} "
             f"({_fmt(current)} - 15 min.)"
         )
     else:
-        bound = datetime.fromtimestamp(now + MAX_CLOCK_SKEW_S, tz=timezone.utc)
+        bound = datetime.fromtimestamp(now + MAX_CLOCK_SKEW_S, tz=UTC)
         message = (
             f"Signature not yet current: {timestamp} is still later than {_fmt(bound)} "
             f"({_fmt(current)} + 15 min.)"

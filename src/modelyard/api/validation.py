@@ -27,7 +27,7 @@ import binascii
 import math
 import re
 from collections.abc import Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from functools import lru_cache
 from typing import Any
@@ -345,7 +345,7 @@ def parse_timestamp(value: Any) -> float | None:
         except (TypeError, ValueError, IndexError):
             return None
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)  # AWS reads zone-less times as UTC
+        moment = moment.replace(tzinfo=UTC)  # AWS reads zone-less times as UTC
     return moment.timestamp()
 
 

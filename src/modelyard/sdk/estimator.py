@@ -215,7 +215,7 @@ def _base_name(image_uri: str) -> str:
 
 def _name_from_base(base: str) -> str:
     """``{base}-{YYYY-MM-DD-HH-MM-SS-mmm}``, as the SageMaker SDK names jobs."""
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     stamp = now.strftime("%Y-%m-%d-%H-%M-%S-") + f"{now.microsecond // 1000:03d}"
     return f"{base[: 63 - len(stamp) - 1]}-{stamp}"
 

@@ -132,7 +132,7 @@ class Session:
                 return url
             time.sleep(0.1)
         log_tail = (self.home / "server.log").read_text(errors="replace")[-2000:]
-        state = "exited with code %s" % proc.returncode if proc.poll() is not None else "timed out"
+        state = f"exited with code {proc.returncode}" if proc.poll() is not None else "timed out"
         raise ConnectionError(
             f"The embedded modelyard server did not start ({state}); its log ends with:\n{log_tail}"
         )
