@@ -52,6 +52,7 @@ def test_script_job_runs_with_the_container_contract(server: RunningServer, sm: 
     assert job["ModelArtifacts"]["S3ModelArtifacts"] == "s3://out-bucket/jobs/contract-1/output/model.tar.gz"
     assert job["HyperParameters"]["epochs"] == "3"
     assert job["Environment"] == {"MY_SETTING": "on"}
+    assert job["EnableManagedSpotTraining"] is False and job["EnableNetworkIsolation"] is False
     assert [(m["MetricName"], m["Value"]) for m in job["FinalMetricDataList"]] == [("train:loss", 0.3333)]
 
     dump = json.loads(model_files(server, job["ModelArtifacts"]["S3ModelArtifacts"])["dump.json"])

@@ -15,17 +15,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from modelyard.api.credentials import generate_credentials
-from modelyard.artifacts.seaweedfs import (
-    START_TIMEOUT_S,
-    S3Gateway,
-    find_weed,
-    start_gateway,
-)
-
-__all__ = ["S3Server", "find_weed", "start_seaweedfs"]
+from modelyard.artifacts.seaweedfs import START_TIMEOUT_S, find_weed, start_gateway
 
 # The tests' historical name for a running gateway.
-S3Server = S3Gateway
+from modelyard.artifacts.seaweedfs import S3Gateway as S3Server
+
+__all__ = ["S3Server", "find_weed", "start_seaweedfs"]
 
 
 def start_seaweedfs(

@@ -117,7 +117,13 @@ class TrainingService:
         """DescribeTrainingJob's answer: the request echoed, plus what has happened since."""
         state = record.state
         run = state.get("_run", {})
-        out = dict(record.spec)
+        out = {
+            # SageMaker always answers these flags; SDKs read them when attaching to a job
+            "EnableNetworkIsolation": False,
+            "EnableInterContainerTrafficEncryption": False,
+            "EnableManagedSpotTraining": False,
+            **record.spec,
+        }
         out.update(
             TrainingJobArn=record.arn,
             TrainingJobStatus=state["Status"],
