@@ -65,10 +65,11 @@ def _run(settings: Settings, s3_url: str | None) -> None:
     )
     server = uvicorn.Server(config)
     platform.start()
-    write_server_file(settings.home, url, s3_url)
     print(f"modelyard server listening on {url} (home {settings.home})", flush=True)
     if s3_url is not None:
         print(f"S3 artifact store (SeaweedFS) on {s3_url}", flush=True)
+    # Last: whoever finds the discovery file may rely on the lines above being out.
+    write_server_file(settings.home, url, s3_url)
     try:
         server.run(sockets=[sock])
     finally:
