@@ -14,11 +14,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from modelyard.api.credentials import generate_credentials
 from modelyard.artifacts.seaweedfs import START_TIMEOUT_S, find_weed, start_gateway
 
 # The tests' historical name for a running gateway.
 from modelyard.artifacts.seaweedfs import S3Gateway as S3Server
+from modelyard.core.credentials import generate_credentials
 
 __all__ = ["S3Server", "find_weed", "start_seaweedfs"]
 

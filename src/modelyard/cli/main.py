@@ -61,7 +61,7 @@ def server(
 @click.option("--home", type=click.Path(path_type=Path), help="Data directory (default ~/.modelyard).")
 def credentials(home: Path | None) -> None:
     """Print the platform's access key pair (created on first use) as shell exports."""
-    from modelyard.api.credentials import load_or_create_credentials
+    from modelyard.core.credentials import load_or_create_credentials
     from modelyard.core.settings import Settings
 
     settings = Settings.load(home=home)

@@ -21,6 +21,7 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
+from modelyard.core.credentials import CREDENTIALS_FILE, load_or_create_credentials
 from modelyard.core.discovery import running_server_url
 
 _START_TIMEOUT = 60.0
@@ -147,11 +148,12 @@ def _pings(url: str) -> bool:
 
 
 def _read_keys(home: Path) -> tuple[str, str]:
-    env = (os.environ.get("AWS_ACCESS_KEY_ID"), os.environ.get("AWS_SECRET_ACCESS_KEY"))
-    path = home / "credentials.json"
+    """The platform's key pair from its home, else the standard AWS variables."""
+    path = home / CREDENTIALS_FILE
     if path.exists():
-        data = json.loads(path.read_text())
-        return data["access_key_id"], data["secret_access_key"]
+        credentials = load_or_create_credentials(home)
+        return credentials.access_key_id, credentials.secret_access_key
+    env = (os.environ.get("AWS_ACCESS_KEY_ID"), os.environ.get("AWS_SECRET_ACCESS_KEY"))
     if env[0] and env[1]:
         return env[0], env[1]
     raise ConnectionError(f"No modelyard credentials in {path}; run `modelyard credentials`.")

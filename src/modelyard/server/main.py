@@ -79,8 +79,8 @@ def _run(settings: Settings, s3_url: str | None) -> None:
 
 def _start_managed_gateway(settings: Settings, port: int) -> S3Gateway:
     # Imported here: boto3 and the gateway code are only needed with --s3.
-    from modelyard.api.credentials import load_or_create_credentials
     from modelyard.artifacts.seaweedfs import start_gateway
+    from modelyard.core.credentials import load_or_create_credentials
 
     credentials = load_or_create_credentials(settings.home)
     log.info("starting the SeaweedFS S3 gateway in %s", settings.home / "seaweedfs")

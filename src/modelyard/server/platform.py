@@ -9,11 +9,11 @@ import psutil
 
 from modelyard.api.cloudwatch_logs import LogsService
 from modelyard.api.cloudwatch_metrics import MetricsService
-from modelyard.api.credentials import load_or_create_credentials, lookup_secret
 from modelyard.api.tags import TagService
 from modelyard.artifacts import Artifacts
 from modelyard.compute.local import LocalExecutor
 from modelyard.compute.resources import Capacity
+from modelyard.core.credentials import load_or_create_credentials, lookup_secret
 from modelyard.core.settings import Settings
 from modelyard.jobs.loop import ReconcileLoop
 from modelyard.store import open_store

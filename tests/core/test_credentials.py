@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from modelyard.api.credentials import (
+from modelyard.core.credentials import (
     CREDENTIALS_FILE,
     generate_credentials,
     load_or_create_credentials,
