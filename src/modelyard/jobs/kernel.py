@@ -230,26 +230,34 @@ class JobController(abc.ABC):
         for index, host in enumerate(hosts):
             self._follow_host(record, index, host, secondary)
         changes: dict[str, Any] = {"hosts": hosts}
-        reason = run.get("stop_reason")
-        broken = [i for i, h in enumerate(hosts) if h["exit_code"] not in (None, 0)]
-        if reason is None and broken:
-            # as SageMaker does, one failed host ends every host (the others may be blocked
-            # in a collective waiting for it); its failure is the job's
-            reason = changes["stop_reason"] = "host_failed"
-            changes["failed_host"] = broken[0]
-        limit = self.max_runtime(record)
-        started = run.get("attempt_started", now)
-        wait = self.max_wait(record)
-        if reason is None and limit is not None and now - float(run.get("started", started)) > limit:
-            reason = changes["stop_reason"] = "MaxRuntimeExceeded"
-        elif reason is None and wait is not None and now - record.created > wait:
-            reason = changes["stop_reason"] = "MaxWaitTimeExceeded"
+        reason = run.get("stop_reason") or self._new_stop_reason(record, run, hosts, changes, now)
         if reason and any(h["exit_code"] is None for h in hosts):
             self._signal_hosts(hosts, run, changes, now)
         # progress first, so a status reported just before exiting is still in the history
         self._save_progress(record, run, changes, secondary, now)
         if all(h["exit_code"] is not None for h in hosts):
             self._hosts_done(record, hosts, {**run, **changes}, now)
+
+    def _new_stop_reason(
+        self, record: Record, run: dict[str, Any], hosts: list[dict[str, Any]],
+        changes: dict[str, Any], now: float,
+    ) -> str | None:
+        """Why a running job must stop now (recorded in ``changes``), or None."""
+        broken = [i for i, h in enumerate(hosts) if h["exit_code"] not in (None, 0)]
+        limit, wait = self.max_runtime(record), self.max_wait(record)
+        if broken:
+            # as SageMaker does, one failed host ends every host (the others may be blocked
+            # in a collective waiting for it); its failure is the job's
+            changes["failed_host"] = broken[0]
+            reason = "host_failed"
+        elif limit is not None and now - float(run.get("started", now)) > limit:
+            reason = "MaxRuntimeExceeded"
+        elif wait is not None and now - record.created > wait:
+            reason = "MaxWaitTimeExceeded"
+        else:
+            return None
+        changes["stop_reason"] = reason
+        return reason
 
     def _follow_host(
         self, record: Record, index: int, host: dict[str, Any],
@@ -347,6 +355,9 @@ class JobController(abc.ABC):
 
     def _finish(self, name: str, secondary: str, failure: str | None = None, run: dict[str, Any] | None = None) -> None:
         self.capacity.release(name)
+        prefix = f"{self.job_dir(name)}/"
+        for key in [k for k in self._log_offsets if k.startswith(prefix)]:
+            del self._log_offsets[key]
         record = self.store.get(self.kind, name)
 
         def mutate(s: dict[str, Any]) -> dict[str, Any] | None:
