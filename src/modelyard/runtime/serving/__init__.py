@@ -1,0 +1,1 @@
+"""What runs inside a model-server instance: the SageMaker inference container contract."""

@@ -1,0 +1,67 @@
+"""The serve plan: what one model-server instance needs, written by the endpoint controller.
+
+The controller writes ``<instance_dir>/plan.json`` and starts
+``python -m modelyard.runtime.serving <instance_dir>``. Like a training host, the instance reads
+nothing else from the server: it fetches the model through :mod:`modelyard.artifacts`
+(configured by the forwarded ``MODELYARD_*`` variables), loads it, and serves the SageMaker
+container HTTP contract on ``127.0.0.1:<port>``: ``GET /ping``, ``POST /invocations``,
+``GET /execution-parameters``. It reports through two append-only files of the instance dir:
+
+- ``events.jsonl``: ``{"t": <epoch s>, "event": "status", "status": "Downloading"|"Loading"|
+  "InService", "message": "..."}`` as it starts; ``{"event": "exit", "code": <int>, "failure":
+  "<reason or null>"}`` once, last, when it stops or fails to start.
+- ``logs.jsonl``: ``{"t": <epoch ms>, "m": "<line>"}`` for every line the server or the user's
+  handler code printed.
+
+The instance process is the supervisor of ``workers`` worker processes sharing the port; a
+worker that dies is replaced. SIGTERM stops the instance gracefully (in-flight requests finish).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+PLAN_FILE = "plan.json"
+EVENTS_FILE = "events.jsonl"
+LOGS_FILE = "logs.jsonl"
+
+
+@dataclasses.dataclass(frozen=True)
+class ServePlan:
+    """One instance of one production variant of one endpoint."""
+
+    endpoint_name: str
+    variant_name: str
+    instance_id: str  # e.g. "i-3f2a9c01": unique within the variant
+    model_name: str
+    framework: str  # xgboost | sklearn | torch
+    model_data_url: str | None  # model.tar.gz URI, or an uncompressed prefix (see below)
+    port: int  # 127.0.0.1 port this instance listens on
+    workers: int = 1  # SAGEMAKER_MODEL_SERVER_WORKERS, or the instance type's vCPUs
+    model_data_compressed: bool = True  # False: ModelDataSource S3Prefix, uncompressed
+    environment: dict[str, str] = dataclasses.field(default_factory=dict)
+    region: str = "us-east-1"
+    isolation: str = "rewrite"  # namespace: /opt/ml is a private bind mount (as for training)
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=1, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> ServePlan:
+        raw: dict[str, Any] = json.loads(text)
+        return cls(**raw)
+
+    def write(self, instance_dir: Path) -> Path:
+        instance_dir.mkdir(parents=True, exist_ok=True)
+        path = instance_dir / PLAN_FILE
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(self.to_json())
+        tmp.replace(path)
+        return path
+
+    @classmethod
+    def read(cls, instance_dir: Path) -> ServePlan:
+        return cls.from_json((instance_dir / PLAN_FILE).read_text())
