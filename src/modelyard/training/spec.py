@@ -10,8 +10,8 @@ import re
 from typing import Any
 
 from modelyard.artifacts.uris import join_uri
+from modelyard.compute.images import runtime_for
 from modelyard.core.errors import ValidationError
-from modelyard.training.images import runtime_for
 
 _URI = re.compile(r"^(s3://[^/]+(/.*)?|file:///.*|/.*)$")
 
