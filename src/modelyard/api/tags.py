@@ -14,7 +14,12 @@ from modelyard.store.base import MetadataStore, Query
 Handler = Callable[[dict[str, Any]], dict[str, Any]]
 
 # ARN resource type -> store kind; capabilities add theirs as they arrive
-KINDS_BY_ARN_TYPE = {"training-job": "TrainingJob"}
+KINDS_BY_ARN_TYPE = {
+    "training-job": "TrainingJob",
+    "model": "Model",
+    "endpoint-config": "EndpointConfig",
+    "endpoint": "Endpoint",
+}
 
 _ARN = re.compile(r"^arn:aws[a-z\-]*:sagemaker:[a-z0-9\-]*:\d*:(?P<type>[a-z\-]+)/(?P<name>.+)$")
 _MAX_TAGS = 50

@@ -17,7 +17,9 @@ The tree::
     │   └── StaleRecord                 ConflictException, 400: optimistic update lost the race
     ├── ArtifactError                   ValidationException, 400: a URI or object cannot be used
     │   └── ArtifactNotFound            ValidationException, 400: no object at that URI
-    └── MissingExtra                    ValidationException, 400: an optional package is absent
+    ├── MissingExtra                    ValidationException, 400: an optional package is absent
+    ├── ModelError                      ModelError, 424: the model container answered non-2xx
+    └── ServiceUnavailable              ServiceUnavailable, 503: no instance could answer
 
 Clients map codes back through :data:`ERROR_CLASSES`; they never import a server class by name.
 """
@@ -155,6 +157,33 @@ class MissingExtra(ValidationError):
         )
         self.module = module
         self.extra = extra
+
+
+class ModelError(ModelyardError):
+    """The model container answered an invocation with a non-2xx status (or timed out).
+
+    ``original_status`` and ``original_message`` are the container's; clients read them as
+    ``OriginalStatusCode`` and ``OriginalMessage``.
+    """
+
+    code = "ModelError"
+    status = 424
+
+    def __init__(self, variant: str, original_status: int, original_message: str, account: str) -> None:
+        side = "client" if original_status < 500 else "server"
+        super().__init__(
+            f"Received {side} error ({original_status}) from {variant} with message "
+            f'"{original_message}". See the endpoint\'s logs in account {account} for more information.'
+        )
+        self.original_status = original_status
+        self.original_message = original_message
+
+
+class ServiceUnavailable(ModelyardError):
+    """No instance of the endpoint could answer (it crashed mid-request, or is gone)."""
+
+    code = "ServiceUnavailable"
+    status = 503
 
 
 ERROR_CLASSES: dict[str, type[ModelyardError]] = {

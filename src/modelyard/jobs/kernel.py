@@ -16,22 +16,19 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from modelyard.compute.base import EXIT_UNKNOWN, Executor, Handle, LaunchSpec
 from modelyard.compute.resources import Capacity, Slot
-from modelyard.core.errors import StaleRecord
 from modelyard.core.settings import Settings
 from modelyard.jobs import status as js
 from modelyard.jobs.tail import read_new_lines
 from modelyard.runtime.plan import EVENTS_FILE, EXIT_STOPPED, LOGS_FILE, HostPlan
 from modelyard.store.base import MetadataStore, Record, RecordNotFound
+from modelyard.store.mutate import Mutation, mutate
 
 log = logging.getLogger(__name__)
-
-Mutation = Callable[[dict[str, Any]], dict[str, Any] | None]
 
 
 class JobController(abc.ABC):
@@ -132,18 +129,7 @@ class JobController(abc.ABC):
 
     def mutate(self, name: str, fn: Mutation) -> Record:
         """Apply ``fn`` to the latest state until the compare-and-swap wins."""
-        while True:
-            record = self.store.get(self.kind, name)
-            new = fn(dict(record.state))
-            if new is None:
-                return record
-            try:
-                return self.store.update(
-                    self.kind, name, record.version, status=new["Status"], state=new,
-                    modified=new.get("LastModifiedTime", time.time()),
-                )
-            except StaleRecord:
-                continue
+        return mutate(self.store, self.kind, name, fn)
 
     # --- phases --------------------------------------------------------------------------
     def _reconcile_queued(self, record: Record) -> None:

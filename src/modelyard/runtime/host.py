@@ -96,15 +96,9 @@ class HostRun:
         tree = (self.host_dir / "opt_ml").resolve()
         tree.mkdir(parents=True, exist_ok=True)
         extra = self._extra_binds(tree)
-        if not isolation.namespace_possible():
-            self.reporter.runtime_log("Namespace isolation needs root; rewriting /opt/ml paths")
-            return False
-        try:
-            isolation.enter_namespace(self.host_dir, tree, self.plan.hosts, extra)
-        except OSError as e:
-            self.reporter.runtime_log(f"Namespace isolation refused ({e}); rewriting /opt/ml paths")
-            return False
-        return True
+        return isolation.isolate(
+            self.host_dir, tree, self.plan.hosts, extra, self.reporter.runtime_log
+        )
 
     def _extra_binds(self, tree: Path) -> dict[str, Path]:
         """A checkpoint dir outside /opt/ml is mounted from the tree's checkpoints dir."""

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,25 @@ def hosts_file_text(hosts: list[str], original: str) -> str:
     """``/etc/hosts`` for the job: every algo-N on loopback, then the machine's own entries."""
     lines = [f"127.0.0.1\t{host}\n" for host in sorted(hosts)]
     return "# algo-N hosts of this modelyard job\n" + "".join(lines) + original
+
+
+def isolate(
+    host_dir: Path,
+    tree: Path,
+    hosts: list[str],
+    extra_binds: dict[str, Path],
+    log: Callable[[str], None],
+) -> bool:
+    """Try :func:`enter_namespace`; whether it worked (the reason it did not is logged)."""
+    if not namespace_possible():
+        log("Namespace isolation needs root; rewriting /opt/ml paths")
+        return False
+    try:
+        enter_namespace(host_dir, tree, hosts, extra_binds)
+    except OSError as e:
+        log(f"Namespace isolation refused ({e}); rewriting /opt/ml paths")
+        return False
+    return True
 
 
 def enter_namespace(

@@ -71,7 +71,7 @@ class Supervisor:
 
     def _terminate(self, child: subprocess.Popen[bytes]) -> None:
         """SIGTERM to the work's group now, SIGKILL after the grace period."""
-        _signal_group(child.pid, signal.SIGTERM)
+        signal_group(child.pid, signal.SIGTERM)
         killer = threading.Timer(self._grace, self._kill_after_grace, args=(child,))
         killer.daemon = True
         killer.start()
@@ -79,7 +79,7 @@ class Supervisor:
     def _kill_after_grace(self, child: subprocess.Popen[bytes]) -> None:
         if child.poll() is None:
             self._reporter.runtime_log(f"The work did not exit within {self._grace:g}s: SIGKILL")
-            _signal_group(child.pid, signal.SIGKILL)
+            signal_group(child.pid, signal.SIGKILL)
 
     def run(self, command: list[str], cwd: Path, env: Mapping[str, str]) -> Outcome:
         """Run ``command`` to its end, logging every line it prints."""
@@ -101,21 +101,21 @@ class Supervisor:
             self._terminate(child)
         assert child.stdout is not None and child.stderr is not None
         pumps = [
-            _pump(child.stdout, self._reporter, None),
-            _pump(child.stderr, self._reporter, tail),
+            pump_lines(child.stdout, self._reporter, None),
+            pump_lines(child.stderr, self._reporter, tail),
         ]
         try:
             returncode = child.wait()
         finally:
             self._child = None
-            _signal_group(child.pid, signal.SIGKILL)  # leftovers of the work's group
+            signal_group(child.pid, signal.SIGKILL)  # leftovers of the work's group
         for pump in pumps:
             pump.join(timeout=10)
         code = 128 - returncode if returncode < 0 else returncode
         return Outcome(returncode=code, stderr_tail=list(tail))
 
 
-def _pump(
+def pump_lines(
     stream: IO[bytes], reporter: Reporter, tail: collections.deque[str] | None
 ) -> threading.Thread:
     """Copy ``stream`` line by line into the log (and the stderr tail) in a thread."""
@@ -133,7 +133,8 @@ def _pump(
     return thread
 
 
-def _signal_group(pid: int, signum: int) -> None:
+def signal_group(pid: int, signum: int) -> None:
+    """Send ``signum`` to the process group led by ``pid``; a gone group is not an error."""
     try:
         os.killpg(pid, signum)
     except (ProcessLookupError, PermissionError):

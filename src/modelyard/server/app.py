@@ -18,6 +18,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from modelyard import __version__
 from modelyard.api.dispatch import JsonDispatcher
@@ -28,7 +29,7 @@ from modelyard.core.errors import ModelyardError, ValidationError
 from modelyard.server.platform import Platform
 
 
-def build_app(platform: Platform) -> Starlette:
+def build_app(platform: Platform) -> ASGIApp:
     """The ASGI app serving ``platform``."""
     strict = os.environ.get("MODELYARD_STRICT_RESPONSES") == "1"
     dispatchers = {
@@ -91,13 +92,23 @@ def build_app(platform: Platform) -> Starlette:
     async def ping(request: Request) -> Response:
         return JSONResponse({"status": "ok", "service": "modelyard", "version": __version__})
 
-    return Starlette(
+    control = Starlette(
         routes=[
             Route("/", aws, methods=["POST"]),
             Route("/ping", ping, methods=["GET"]),
             Route("/_modelyard/training-jobs/{name}/interrupt", interrupt, methods=["POST"]),
         ],
     )
+    router = platform.router
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        # invocations skip the framework: they are the hot path
+        if router.handles(scope):
+            await router(scope, receive, send)
+        else:
+            await control(scope, receive, send)
+
+    return app
 
 
 def _response(status: int, headers: dict[str, str], body: bytes) -> Response:

@@ -11,11 +11,18 @@ from modelyard.api.cloudwatch_logs import LogsService
 from modelyard.api.cloudwatch_metrics import MetricsService
 from modelyard.api.tags import TagService
 from modelyard.artifacts import Artifacts
+from modelyard.compute.isolation import isolation_mode
 from modelyard.compute.local import LocalExecutor
 from modelyard.compute.resources import Capacity
 from modelyard.core.credentials import load_or_create_credentials, lookup_secret
 from modelyard.core.settings import Settings
 from modelyard.jobs.loop import ReconcileLoop
+from modelyard.serving.controller import EndpointController
+from modelyard.serving.endpoints import EndpointService
+from modelyard.serving.fleet import Fleet
+from modelyard.serving.router import Router
+from modelyard.serving.routes import RoutingTable
+from modelyard.serving.service import ModelService
 from modelyard.store import open_store
 from modelyard.training.controller import TrainingJobController
 from modelyard.training.service import TrainingService
@@ -42,16 +49,28 @@ class Platform:
         self.training_controller = TrainingJobController(
             settings, self.store, self.executor, self.capacity
         )
-        self.loop = ReconcileLoop([self.training_controller])
+        self.routes = RoutingTable()
+        self.endpoint_controller = EndpointController(
+            self.store, Fleet(settings, self.executor, isolation_mode(settings)), self.routes
+        )
+        self.loop = ReconcileLoop([self.training_controller, self.endpoint_controller])
         self.training = TrainingService(
             settings, self.store, self.training_controller, self.loop.wake
         )
+        self.models = ModelService(settings, self.store)
+        self.endpoints = EndpointService(settings, self.store, self.models, self.loop.wake)
+        self.router = Router(settings, self.routes, self.lookup_secret)
         self.tags = TagService(settings, self.store)
         self.logs = LogsService({self.training_controller.log_group: self.training_controller})
         self.metrics = MetricsService(self.store)
 
     def sagemaker_operations(self) -> dict:
-        return {**self.training.operations(), **self.tags.operations()}
+        return {
+            **self.training.operations(),
+            **self.models.operations(),
+            **self.endpoints.operations(),
+            **self.tags.operations(),
+        }
 
     def start(self) -> None:
         self.loop.start()

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import shutil
-import socket
 import time
 from typing import Any
 
 from modelyard.artifacts.uris import join_uri
+from modelyard.compute.isolation import isolation_mode
+from modelyard.compute.ports import free_port
 from modelyard.compute.resources import Slot, instance_slot
 from modelyard.jobs.kernel import JobController
 from modelyard.jobs.metrics import MetricMatcher
@@ -42,8 +42,8 @@ class TrainingJobController(JobController):
         framework = training_spec.framework_of(spec)
         output = training_spec.output_prefix(spec, record.name)
         checkpoint = spec.get("CheckpointConfig") or {}
-        master_port = _free_port() if count > 1 else 0
-        isolation = self._isolation()
+        master_port = free_port() if count > 1 else 0
+        isolation = isolation_mode(self.settings)
         channels = [_channel_plan(c, algorithm) for c in spec.get("InputDataConfig", [])]
         return [
             HostPlan(
@@ -122,13 +122,6 @@ class TrainingJobController(JobController):
             self._matchers[record.name] = matcher
         return matcher
 
-    def _isolation(self) -> str:
-        mode = self.settings.isolation
-        if mode != "auto":
-            return mode
-        if os.geteuid() == 0 and shutil.which("unshare"):
-            return "namespace"
-        return "rewrite"
 
 
 def final_metrics(points: list[MetricPoint]) -> list[dict[str, Any]]:
@@ -155,8 +148,3 @@ def _channel_plan(channel: dict[str, Any], algorithm: dict[str, Any]) -> Channel
         record_wrapper=channel.get("RecordWrapperType", "None"),
     )
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])

@@ -23,7 +23,7 @@ import pandas as pd
 import scipy.sparse
 import xgboost
 
-from .errors import ClientError
+from .errors import ClientError, first_line_of, xgboost_message
 
 Format = Literal["libsvm", "csv", "parquet"]
 Features = np.ndarray | scipy.sparse.csr_matrix
@@ -208,7 +208,7 @@ def _read_csv(path: Path, csv_weights: bool) -> Dataset:
         try:
             frame = pd.read_csv(f, header=None, sep=separator, dtype=np.float32, engine="c")
         except (ValueError, pd.errors.ParserError) as e:
-            raise ClientError(f"Could not read CSV file {path.name}: {_first_line_of(e)}") from e
+            raise ClientError(f"Could not read CSV file {path.name}: {first_line_of(e)}") from e
         except pd.errors.EmptyDataError:
             return Dataset(features=np.empty((0, 0), np.float32), labels=np.empty(0, np.float32))
     return _split_columns(frame.to_numpy(), path, csv_weights)
@@ -223,7 +223,7 @@ def _read_parquet(path: Path) -> Dataset:
             table = pyarrow.parquet.read_table(io.BytesIO(f.read()))
             values = table.to_pandas().to_numpy(dtype=np.float32, na_value=np.nan)
         except (pyarrow.ArrowException, ValueError, TypeError) as e:
-            raise ClientError(f"Could not read Parquet file {path.name}: {_first_line_of(e)}") from e
+            raise ClientError(f"Could not read Parquet file {path.name}: {first_line_of(e)}") from e
     return _split_columns(values, path, csv_weights=False)
 
 
@@ -260,7 +260,7 @@ def _read_libsvm(path: Path) -> Dataset:
     try:
         loaded = load_svmlight_file(io.BytesIO(content), dtype=np.float32, zero_based=True, query_id=has_qid)
     except ValueError as e:
-        raise ClientError(f"Could not read LIBSVM file {path.name}: {_first_line_of(e)}") from e
+        raise ClientError(f"Could not read LIBSVM file {path.name}: {first_line_of(e)}") from e
     features, labels = loaded[0], loaded[1]
     return Dataset(
         features=features.tocsr(),
@@ -286,16 +286,3 @@ def _data_lines(content: bytes) -> Iterator[bytes]:
         line = raw.split(b"#", 1)[0].strip()
         if line:
             yield line
-
-
-def _first_line_of(error: Exception) -> str:
-    return (str(error).strip().splitlines() or [type(error).__name__])[0]
-
-
-# "[05:19:25] /path/data.cc:576: Check failed: valid: Weights must be positive values."
-_XGBOOST_PREFIX = re.compile(r"^\[[0-9:]+\]\s+\S+:\d+:\s*(Check failed:\s*)?")
-
-
-def xgboost_message(error: Exception) -> str:
-    """The readable part of an XGBoostError: first line, without timestamp and source file."""
-    return _XGBOOST_PREFIX.sub("", _first_line_of(error))

@@ -9,6 +9,8 @@ The tree::
 
 from __future__ import annotations
 
+import re
+
 
 class AlgorithmFailure(Exception):
     """Root of the failures the algorithm reports on purpose."""
@@ -35,3 +37,17 @@ class AlgorithmError(AlgorithmFailure):
     """Raised when training fails for a reason the customer could not have prevented."""
 
     kind = "AlgorithmError"
+
+
+def first_line_of(error: Exception) -> str:
+    """The first non-empty line of ``error``'s text, or its class name."""
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]
+
+
+# "[05:19:25] /path/data.cc:576: Check failed: valid: Weights must be positive values."
+_XGBOOST_PREFIX = re.compile(r"^\[[0-9:]+\]\s+\S+:\d+:\s*(Check failed:\s*)?")
+
+
+def xgboost_message(error: Exception) -> str:
+    """The readable part of an XGBoostError: first line, without timestamp and source file."""
+    return _XGBOOST_PREFIX.sub("", first_line_of(error))

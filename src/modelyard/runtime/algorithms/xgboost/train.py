@@ -17,8 +17,7 @@ from xgboost.callback import EarlyStopping, EvaluationMonitor, TrainingCallback
 
 from . import checkpoints
 from .custom_metrics import make_custom_metric
-from .data import xgboost_message
-from .errors import AlgorithmError, ClientError
+from .errors import AlgorithmError, ClientError, xgboost_message
 from .hyperparameters import TrainingConfig
 from .lifecycle import Terminated, print_line, termination_requested
 from .metrics import CONTAINER_METRICS, objective_direction

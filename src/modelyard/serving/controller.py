@@ -1,0 +1,171 @@
+"""The endpoint controller: converge every endpoint's fleet on its target, then route to it.
+
+Each pass, for each endpoint:
+
+1. follow every instance (events, process, ``/ping``);
+2. deleting: stop everything, and drop the record once every process has ended;
+3. a target instance that failed to start fails a Creating endpoint, and rolls an Updating one
+   back to the config it was serving (FailureReason says why); a ready instance that died is
+   replaced;
+4. launch or stop instances until each target variant has its count;
+5. once every target variant is ready, switch ``live`` to the target (the router follows at
+   once) and retire the instances of the previous config after a short drain;
+6. publish the routing table.
+
+An update therefore never stops serving: the old fleet answers until the new one is ready.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from modelyard.serving import spec
+from modelyard.serving.fleet import Fleet
+from modelyard.serving.routes import Route, RoutingTable, VariantRoute
+from modelyard.store.base import MetadataStore, Record, RecordNotFound
+from modelyard.store.mutate import mutate
+
+log = logging.getLogger(__name__)
+
+# After traffic moves to a new fleet, the old one keeps its connections this long.
+DRAIN_SECONDS = 2.0
+_ACTIVE = ("Creating", "Updating", "InService", "Deleting", "RollingBack")
+
+
+class EndpointController:
+    """Reconciles endpoints and publishes where their traffic goes."""
+
+    def __init__(self, store: MetadataStore, fleet: Fleet, table: RoutingTable) -> None:
+        self.store = store
+        self.fleet = fleet
+        self.table = table
+
+    def reconcile_all(self) -> int:
+        busy = 0
+        routes: dict[str, Route] = {}
+        for record in self.store.iter_kind(spec.ENDPOINT, status_in=_ACTIVE):
+            try:
+                state = self.reconcile(record)
+            except RecordNotFound:
+                continue
+            except Exception:
+                log.exception("reconciling endpoint %s failed", record.name)
+                continue
+            if state is None:
+                continue
+            route = _route(record.name, state)
+            if route is not None:
+                routes[record.name] = route
+            busy += state["EndpointStatus"] != "InService" or any(
+                i["status"] != "ready" for i in state["fleet"])
+        self.table.publish(routes)
+        return busy
+
+    def reconcile(self, record: Record) -> dict[str, Any] | None:
+        """One pass over one endpoint; its new state, or None once it is deleted."""
+        state = dict(record.state)
+        fleet = [self.fleet.follow(i) for i in state.get("fleet", [])]
+        if state["EndpointStatus"] == "Deleting":
+            return self._delete(record, state, fleet)
+        state, fleet = self._handle_failures(state, fleet)
+        if state["EndpointStatus"] == "Failed":
+            return self._save(record, state, fleet)
+        fleet = self._scale(record.name, state["target"], fleet)
+        state, fleet = self._promote(state, fleet)
+        return self._save(record, state, fleet)
+
+    # --- steps ---------------------------------------------------------------------------
+    def _delete(self, record: Record, state: dict[str, Any], fleet: list[dict[str, Any]]) -> dict[str, Any] | None:
+        fleet = [self.fleet.stop(i) if i["status"] not in ("stopping", "failed") else i for i in fleet]
+        if all(self.fleet.gone(i) for i in fleet):
+            self.store.delete(spec.ENDPOINT, record.name)
+            return None
+        return self._save(record, {**state, "live": None}, fleet)
+
+    def _handle_failures(self, state: dict[str, Any], fleet: list[dict[str, Any]]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        target = state["target"]["config"]
+        live = (state.get("live") or {}).get("config")
+        failed = [i for i in fleet if i["status"] == "failed"]
+        kept = [i for i in fleet if i["status"] != "failed"]
+        for instance in failed:
+            if instance["config"] == live and instance["config"] == target:
+                log.warning("instance %s of %s died (%s); replacing it", instance["id"], instance["variant"], instance["failure"])
+                continue
+            reason = f"Variant {instance['variant']}: {instance['failure']}"
+            if state["EndpointStatus"] == "Creating":
+                kept = [self.fleet.stop(i) for i in kept]
+                return {**state, "EndpointStatus": "Failed", "FailureReason": reason}, kept
+            if state["EndpointStatus"] == "Updating" and instance["config"] == target:
+                # roll back: keep serving the live config, drop the new fleet
+                kept = [self.fleet.stop(i) if i["config"] == target and target != live else i for i in kept]
+                return {**state, "EndpointStatus": "InService", "FailureReason": reason,
+                        "target": state["live_target"]}, kept
+        return state, kept
+
+    def _scale(self, endpoint: str, target: dict[str, Any], fleet: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        fleet = list(fleet)
+        for name, variant in target["variants"].items():
+            mine = [i for i in fleet if i["config"] == target["config"] and i["variant"] == name
+                    and i["status"] in ("starting", "ready")]
+            for _ in range(variant["count"] - len(mine)):
+                fleet.append(self.fleet.launch(endpoint, target["config"], name, variant))
+            extra = sorted(mine, key=lambda i: i["status"] == "ready")[: max(0, len(mine) - variant["count"])]
+            fleet = [self.fleet.stop(i) if i in extra else i for i in fleet]
+        return fleet
+
+    def _promote(self, state: dict[str, Any], fleet: list[dict[str, Any]]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        target = state["target"]
+        now = time.time()
+        ready = all(
+            sum(1 for i in fleet if i["config"] == target["config"] and i["variant"] == name and i["status"] == "ready")
+            >= variant["count"]
+            for name, variant in target["variants"].items()
+        )
+        if ready:
+            weights = {name: variant["weight"] for name, variant in target["variants"].items()}
+            state = {**state, "live": {"config": target["config"], "weights": weights}, "live_target": target}
+            if state["EndpointStatus"] in ("Creating", "Updating"):
+                state.update(EndpointStatus="InService", LastModifiedTime=now)
+        live = state.get("live") or {}
+        retired = []
+        for instance in fleet:
+            current = instance["config"] == live.get("config") and instance["variant"] in target["variants"]
+            if current or instance["status"] in ("stopping", "failed") or not ready:
+                retired.append(instance)
+            elif instance["retire_at"] is None:
+                retired.append({**instance, "retire_at": now + DRAIN_SECONDS})
+            elif now >= instance["retire_at"]:
+                retired.append(self.fleet.stop(instance))
+            else:
+                retired.append(instance)
+        fleet = [i for i in retired if not (i["status"] in ("stopping", "failed") and self.fleet.gone(i))]
+        return state, fleet
+
+    def _save(self, record: Record, state: dict[str, Any], fleet: list[dict[str, Any]]) -> dict[str, Any]:
+        new = {**state, "fleet": fleet}
+        if new != dict(record.state):
+            def apply(current: dict[str, Any]) -> dict[str, Any]:
+                # the API may have changed target or status meanwhile: keep its word on those
+                merged = {**new}
+                if current.get("target") != record.state.get("target"):
+                    merged["target"] = current["target"]
+                if current["EndpointStatus"] != record.state["EndpointStatus"]:
+                    merged["EndpointStatus"] = current["EndpointStatus"]
+                return merged
+            mutate(self.store, spec.ENDPOINT, record.name, apply, status_key="EndpointStatus")
+        return new
+
+
+def _route(name: str, state: dict[str, Any]) -> Route | None:
+    live = state.get("live")
+    if not live:
+        return None
+    variants = []
+    for variant, weight in live["weights"].items():
+        ports = tuple(i["port"] for i in state["fleet"]
+                      if i["config"] == live["config"] and i["variant"] == variant and i["status"] == "ready")
+        if ports:
+            variants.append(VariantRoute(variant, weight, ports))
+    return Route(name, tuple(variants)) if variants else None
