@@ -10,10 +10,12 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-__all__ = ["Estimator", "Session", "TrainingFailed", "__version__"]
+__all__ = ["Estimator", "Model", "Predictor", "Session", "TrainingFailed", "__version__"]
 
 if TYPE_CHECKING:
     from modelyard.sdk.estimator import Estimator, TrainingFailed
+    from modelyard.sdk.model import Model
+    from modelyard.sdk.predictor import Predictor
     from modelyard.sdk.session import Session
 
 
@@ -23,6 +25,14 @@ def __getattr__(name: str) -> Any:
         from modelyard.sdk import estimator
 
         return getattr(estimator, name)
+    if name == "Model":
+        from modelyard.sdk.model import Model
+
+        return Model
+    if name == "Predictor":
+        from modelyard.sdk.predictor import Predictor
+
+        return Predictor
     if name == "Session":
         from modelyard.sdk.session import Session
 

@@ -73,11 +73,13 @@ def credentials(home: Path | None) -> None:
 
 def _register_subcommands() -> None:
     from modelyard.cli.demo import demo
+    from modelyard.cli.endpoints import endpoints
     from modelyard.cli.training import logs, training_jobs
 
     cli.add_command(training_jobs)
     cli.add_command(logs, "logs")  # `modelyard logs -f JOB`, short for training-jobs logs
     cli.add_command(demo)
+    cli.add_command(endpoints)
 
 
 def main() -> None:

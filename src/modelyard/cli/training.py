@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
 
+from modelyard.cli.options import common, session_for
 from modelyard.cli.output import print_fields, print_json, print_table
 
 _DESCRIBE_FIELDS = (
@@ -13,25 +12,6 @@ _DESCRIBE_FIELDS = (
     "TrainingStartTime", "TrainingEndTime", "TrainingTimeInSeconds", "BillableTimeInSeconds",
     "ModelArtifacts", "FinalMetricDataList", "HyperParameters", "ResourceConfig",
 )
-
-
-def _session(home: Path | None, endpoint_url: str | None):  # noqa: ANN202 - lazy import
-    from modelyard.sdk.session import Session
-
-    return Session(endpoint_url=endpoint_url, home=home, start_server=False)
-
-
-_common = [
-    click.option("--home", type=click.Path(path_type=Path), help="Data directory of the server."),
-    click.option("--endpoint-url", help="Server URL (default: the server running for --home)."),
-    click.option("-o", "--output", type=click.Choice(["table", "json"]), default="table"),
-]
-
-
-def common(fn):  # noqa: ANN001, ANN201 - click decorator plumbing
-    for option in reversed(_common):
-        fn = option(fn)
-    return fn
 
 
 @click.group("training-jobs")
@@ -46,7 +26,7 @@ def training_jobs() -> None:
 @click.option("--max", "limit", type=int, default=100, help="At most this many jobs.")
 def list_jobs(home, endpoint_url, output, status, name_contains, limit):  # noqa: ANN001, ANN201
     """Training jobs, newest first."""
-    sm = _session(home, endpoint_url).sagemaker
+    sm = session_for(home, endpoint_url).sagemaker
     kwargs = {"SortBy": "CreationTime", "SortOrder": "Descending"}
     if status:
         kwargs["StatusEquals"] = status
@@ -69,7 +49,7 @@ def list_jobs(home, endpoint_url, output, status, name_contains, limit):  # noqa
 @click.argument("name")
 def describe(home, endpoint_url, output, name):  # noqa: ANN001, ANN201
     """One training job in full."""
-    job = _session(home, endpoint_url).sagemaker.describe_training_job(TrainingJobName=name)
+    job = session_for(home, endpoint_url).sagemaker.describe_training_job(TrainingJobName=name)
     if output == "json":
         print_json(job)
     else:
@@ -81,7 +61,7 @@ def describe(home, endpoint_url, output, name):  # noqa: ANN001, ANN201
 @click.argument("name")
 def stop(home, endpoint_url, output, name):  # noqa: ANN001, ANN201
     """Stop a running training job (its model is still uploaded)."""
-    _session(home, endpoint_url).sagemaker.stop_training_job(TrainingJobName=name)
+    session_for(home, endpoint_url).sagemaker.stop_training_job(TrainingJobName=name)
     click.echo(f"Stopping {name}")
 
 
@@ -93,7 +73,7 @@ def logs(home, endpoint_url, output, name, follow):  # noqa: ANN001, ANN201
     """Print a job's log lines (every host), optionally following them live."""
     from modelyard.sdk.logs import follow_training_job, line_prefix
 
-    session = _session(home, endpoint_url)
+    session = session_for(home, endpoint_url)
     for stream, event in follow_training_job(session.sagemaker, session.logs, name, follow=follow):
         if output == "json":
             print_json({"stream": stream, **event})
@@ -109,7 +89,7 @@ def metrics(home, endpoint_url, output, name, period):  # noqa: ANN001, ANN201
     """A job's MetricDefinitions values over time, read through the CloudWatch metrics API."""
     from modelyard.sdk.analytics import metric_rows
 
-    session = _session(home, endpoint_url)
+    session = session_for(home, endpoint_url)
     rows = metric_rows(session.sagemaker, session.client("cloudwatch"), name, period)
     if output == "json":
         print_json(rows)
@@ -122,5 +102,5 @@ def metrics(home, endpoint_url, output, name, period):  # noqa: ANN001, ANN201
 @click.argument("name")
 def interrupt(home, endpoint_url, output, name):  # noqa: ANN001, ANN201
     """Interrupt a managed-spot job as a capacity reclaim would (it resumes from checkpoints)."""
-    _session(home, endpoint_url).interrupt_training_job(name)
+    session_for(home, endpoint_url).interrupt_training_job(name)
     click.echo(f"Interrupted {name}; it restarts from its last checkpoint")

@@ -7,24 +7,16 @@ machine reads directly; ``s3://`` URIs are passed through untouched.
 
 from __future__ import annotations
 
-import datetime as dt
 import io
 import json
-import re
 import tarfile
 from pathlib import Path
 from typing import Any
 
 from modelyard.sdk.logs import follow_training_job
+from modelyard.sdk.naming import base_name, image_for, name_from_base
 from modelyard.sdk.session import Session
 
-# framework name -> (image repository, default version tag)
-FRAMEWORK_IMAGES = {
-    "xgboost": ("sagemaker-xgboost", "1.7-1"),
-    "sklearn": ("sagemaker-scikit-learn", "1.2-1-cpu-py3"),
-    "pytorch": ("pytorch-training", "2.6.0-cpu-py312"),
-}
-_REGISTRY = "683313688378.dkr.ecr.{region}.amazonaws.com"
 _DEFAULT_ROLE = "arn:aws:iam::{account}:role/modelyard"
 
 
@@ -67,14 +59,14 @@ class Estimator:
         self.session = session or Session()
         self.entry_point = entry_point
         self.source_dir = Path(source_dir) if source_dir else None
-        self.image_uri = image_uri or _image_for(framework or "", framework_version, self.session.region)
+        self.image_uri = image_uri or image_for(framework or "", framework_version, self.session.region)
         self.instance_type = instance_type
         self.instance_count = instance_count
         self.hyperparameters = dict(hyperparameters or {})
         self.metric_definitions = list(metric_definitions or [])
         self.output_path = output_path
         self.role = role
-        self.base_job_name = base_job_name or _base_name(self.image_uri)
+        self.base_job_name = base_job_name or base_name(self.image_uri)
         self.environment = dict(environment or {})
         self.max_run = max_run
         self.use_spot_instances = use_spot_instances
@@ -93,7 +85,7 @@ class Estimator:
         job_name: str | None = None,
     ) -> None:
         """Create the training job; with ``wait``, block until it ends (showing its logs)."""
-        name = job_name or _name_from_base(self.base_job_name)
+        name = job_name or name_from_base(self.base_job_name)
         request = self._request(name, _channels(inputs, self._scratch(name), self.content_type))
         self.session.sagemaker.create_training_job(**request)
         self.latest_training_job = name
@@ -130,6 +122,36 @@ class Estimator:
         """The URI of the trained ``model.tar.gz``."""
         job = self._description or self.describe()
         return str(job["ModelArtifacts"]["S3ModelArtifacts"])
+
+    def deploy(
+        self,
+        initial_instance_count: int = 1,
+        instance_type: str = "ml.m5.large",
+        endpoint_name: str | None = None,
+        serializer: Any = None,
+        deserializer: Any = None,
+        wait: bool = True,
+    ) -> Any:
+        """Deploy the trained model to an endpoint; a Predictor for it.
+
+        Script-mode jobs serve with the same entry point and source directory (its
+        ``model_fn``/``input_fn``/... handlers); built-in algorithms with their defaults.
+        """
+        from modelyard.sdk.model import Model
+        from modelyard.sdk.naming import inference_image
+
+        model = Model(
+            model_data=self._local_model_data(), image_uri=inference_image(self.image_uri),
+            entry_point=self.entry_point, source_dir=self.source_dir, session=self.session,
+        )
+        return model.deploy(initial_instance_count, instance_type, endpoint_name, serializer, deserializer, wait)
+
+    def _local_model_data(self) -> str:
+        """The model's URI; for the embedded store, the file it maps to (for repacking code)."""
+        uri = self.model_data
+        if self.entry_point and uri.startswith("s3://") and not self.session.s3_endpoint_configured():
+            return str(self.session.home / "artifacts" / "s3" / uri[len("s3://"):])
+        return uri
 
     # --- building the request ------------------------------------------------------------
     def _request(self, name: str, channels: list[dict[str, Any]]) -> dict[str, Any]:
@@ -199,25 +221,6 @@ class Estimator:
         if not self.latest_training_job:
             raise RuntimeError("No training job yet: call fit() first.")
         return self.latest_training_job
-
-
-def _image_for(framework: str, version: str | None, region: str) -> str:
-    if framework not in FRAMEWORK_IMAGES:
-        raise ValueError(f"framework must be one of {sorted(FRAMEWORK_IMAGES)}, not {framework!r}")
-    repository, default = FRAMEWORK_IMAGES[framework]
-    return f"{_REGISTRY.format(region=region)}/{repository}:{version or default}"
-
-
-def _base_name(image_uri: str) -> str:
-    repository = image_uri.rsplit("/", 1)[-1].split(":", 1)[0]
-    return re.sub(r"[^a-zA-Z0-9-]", "-", repository)[:40]
-
-
-def _name_from_base(base: str) -> str:
-    """``{base}-{YYYY-MM-DD-HH-MM-SS-mmm}``, as the SageMaker SDK names jobs."""
-    now = dt.datetime.now(dt.UTC)
-    stamp = now.strftime("%Y-%m-%d-%H-%M-%S-") + f"{now.microsecond // 1000:03d}"
-    return f"{base[: 63 - len(stamp) - 1]}-{stamp}"
 
 
 def _hp_string(value: Any) -> str:

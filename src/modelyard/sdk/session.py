@@ -83,6 +83,10 @@ class Session:
             )
         return self._clients[service]
 
+    def s3_endpoint_configured(self) -> bool:
+        """Whether ``s3://`` URIs go to a real S3 endpoint (else they map into the home)."""
+        return bool(os.environ.get("MODELYARD_S3_ENDPOINT_URL") or os.environ.get("AWS_ENDPOINT_URL_S3"))
+
     @property
     def sagemaker(self) -> Any:
         return self.client("sagemaker")

@@ -1,0 +1,280 @@
+"""Real-time endpoints through boto3: models, configs, endpoints, invocations, updates."""
+
+from __future__ import annotations
+
+import io
+import tarfile
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from botocore.exceptions import ClientError
+from sklearn.datasets import load_breast_cancer
+
+from tests.integration.conftest import ROLE, SKLEARN_IMAGE, XGBOOST_IMAGE
+from tests.support.server import RunningServer, start_server
+
+xgboost = pytest.importorskip("xgboost")
+
+
+def _booster(rounds: int, seed: int = 0) -> Any:
+    data = load_breast_cancer()
+    dtrain = xgboost.DMatrix(data.data, label=data.target)
+    params = {"objective": "binary:logistic", "max_depth": 3, "seed": seed}
+    return xgboost.train(params, dtrain, num_boost_round=rounds)
+
+
+def _model_tar(directory: Path, files: dict[str, bytes]) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / "model.tar.gz"
+    with tarfile.open(path, "w:gz") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return path
+
+
+@pytest.fixture(scope="module")
+def boosters(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Any, Path]]:
+    root = tmp_path_factory.mktemp("models")
+    out = {}
+    for name, rounds in (("small", 5), ("large", 40)):
+        booster = _booster(rounds)
+        out[name] = (booster, _model_tar(root / name, {"xgboost-model": bytes(booster.save_raw("ubj"))}))
+    return out
+
+
+def _create_model(sm: Any, name: str, data: Path, image: str = XGBOOST_IMAGE, env: dict[str, str] | None = None) -> None:
+    container: dict[str, Any] = {"Image": image, "ModelDataUrl": str(data)}
+    if env:
+        container["Environment"] = env
+    sm.create_model(ModelName=name, PrimaryContainer=container, ExecutionRoleArn=ROLE)
+
+
+def _config(sm: Any, name: str, variants: list[tuple[str, str, float]]) -> None:
+    sm.create_endpoint_config(EndpointConfigName=name, ProductionVariants=[
+        {"VariantName": variant, "ModelName": model, "InstanceType": "ml.m5.large",
+         "InitialInstanceCount": 1, "InitialVariantWeight": weight}
+        for variant, model, weight in variants
+    ])
+
+
+def _wait(sm: Any, name: str, status: str = "InService", timeout: float = 120) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        endpoint = sm.describe_endpoint(EndpointName=name)
+        if endpoint["EndpointStatus"] == status:
+            return endpoint
+        assert endpoint["EndpointStatus"] in ("Creating", "Updating", "InService"), endpoint
+        assert time.monotonic() < deadline, f"{name} is still {endpoint['EndpointStatus']}"
+        time.sleep(0.1)
+
+
+def _rows(count: int) -> tuple[np.ndarray, bytes]:
+    x = load_breast_cancer().data[:count]
+    return x, "\n".join(",".join(repr(float(v)) for v in row) for row in x).encode()
+
+
+@pytest.fixture(scope="module")
+def endpoint(server: RunningServer, sm: Any, boosters: dict[str, tuple[Any, Path]]) -> str:
+    _create_model(sm, "xgb-small", boosters["small"][1])
+    _config(sm, "xgb-small-config", [("AllTraffic", "xgb-small", 1.0)])
+    sm.create_endpoint(EndpointName="xgb", EndpointConfigName="xgb-small-config")
+    assert sm.describe_endpoint(EndpointName="xgb")["EndpointStatus"] == "Creating"
+    _wait(sm, "xgb")
+    return "xgb"
+
+
+def test_invoke_returns_the_models_predictions(server: RunningServer, endpoint: str, boosters: dict[str, tuple[Any, Path]]) -> None:
+    runtime = server.client("sagemaker-runtime")
+    booster = boosters["small"][0]
+    x, body = _rows(20)
+    response = runtime.invoke_endpoint(EndpointName=endpoint, ContentType="text/csv", Body=body)
+    assert response["ContentType"] == "text/csv"
+    assert response["InvokedProductionVariant"] == "AllTraffic"
+    got = np.array([float(v) for v in response["Body"].read().decode().split()])
+    np.testing.assert_allclose(got, booster.predict(xgboost.DMatrix(x)), rtol=1e-5)
+    one = runtime.invoke_endpoint(EndpointName=endpoint, ContentType="text/csv", Accept="application/json", Body=_rows(1)[1])
+    assert one["ContentType"].startswith("application/json")
+    assert '"predictions"' in one["Body"].read().decode()
+
+
+def test_describe_and_list(sm: Any, endpoint: str) -> None:
+    described = sm.describe_endpoint(EndpointName=endpoint)
+    assert described["EndpointConfigName"] == "xgb-small-config"
+    [variant] = described["ProductionVariants"]
+    assert (variant["VariantName"], variant["CurrentInstanceCount"], variant["CurrentWeight"]) == ("AllTraffic", 1, 1.0)
+    names = [e["EndpointName"] for e in sm.list_endpoints()["Endpoints"]]
+    assert endpoint in names
+    model = sm.describe_model(ModelName="xgb-small")
+    assert model["PrimaryContainer"]["Image"] == XGBOOST_IMAGE
+    config = sm.describe_endpoint_config(EndpointConfigName="xgb-small-config")
+    assert config["ProductionVariants"][0]["InitialVariantWeight"] == 1.0
+
+
+def test_errors_clients_depend_on(server: RunningServer, sm: Any, endpoint: str, boosters: dict[str, tuple[Any, Path]]) -> None:
+    def error(call: Any, **kwargs: Any) -> dict[str, str]:
+        with pytest.raises(ClientError) as err:
+            call(**kwargs)
+        return err.value.response["Error"]
+
+    assert error(sm.describe_endpoint, EndpointName="nope")["Message"].startswith('Could not find endpoint "arn:aws:sagemaker:')
+    duplicate = error(sm.create_model, ModelName="xgb-small", PrimaryContainer={"Image": XGBOOST_IMAGE}, ExecutionRoleArn=ROLE)
+    assert duplicate["Code"] == "ValidationException" and "Cannot create already existing model" in duplicate["Message"]
+    missing = error(sm.create_endpoint_config, EndpointConfigName="orphan", ProductionVariants=[
+        {"VariantName": "v", "ModelName": "no-model", "InstanceType": "ml.m5.large", "InitialInstanceCount": 1}])
+    assert missing["Message"].startswith('Could not find model "')
+    assert error(sm.create_endpoint, EndpointName="e2", EndpointConfigName="no-config")["Message"].startswith(
+        'Could not find endpoint configuration "')
+    runtime = server.client("sagemaker-runtime")
+    unknown = error(runtime.invoke_endpoint, EndpointName="nope", ContentType="text/csv", Body=b"1")
+    assert unknown["Code"] == "ValidationError"
+    assert unknown["Message"] == "Endpoint nope of account 000000000000 not found."
+    with pytest.raises(ClientError) as err:
+        runtime.invoke_endpoint(EndpointName=endpoint, ContentType="application/x-unknown", Body=b"abc")
+    assert err.value.response["Error"]["Code"] == "ModelError"
+    assert err.value.response["OriginalStatusCode"] == 415
+    assert err.value.response["ResponseMetadata"]["HTTPStatusCode"] == 424
+
+
+def test_traffic_split_and_target_variant(server: RunningServer, sm: Any, boosters: dict[str, tuple[Any, Path]]) -> None:
+    _create_model(sm, "xgb-large", boosters["large"][1])
+    _config(sm, "split-config", [("Small", "xgb-small", 3.0), ("Large", "xgb-large", 1.0)])
+    sm.create_endpoint(EndpointName="split", EndpointConfigName="split-config")
+    _wait(sm, "split")
+    runtime = server.client("sagemaker-runtime")
+    body = _rows(1)[1]
+    seen = Counter(
+        runtime.invoke_endpoint(EndpointName="split", ContentType="text/csv", Body=body)["InvokedProductionVariant"]
+        for _ in range(200)
+    )
+    assert set(seen) == {"Small", "Large"}
+    assert 0.6 < seen["Small"] / 200 < 0.9  # 75 % expected
+    targeted = runtime.invoke_endpoint(EndpointName="split", ContentType="text/csv", Body=body, TargetVariant="Large")
+    assert targeted["InvokedProductionVariant"] == "Large"
+    sm.update_endpoint_weights_and_capacities(EndpointName="split", DesiredWeightsAndCapacities=[
+        {"VariantName": "Small", "DesiredWeight": 0.0}])
+    _wait(sm, "split")
+    later = {runtime.invoke_endpoint(EndpointName="split", ContentType="text/csv", Body=body)["InvokedProductionVariant"]
+             for _ in range(30)}
+    assert later == {"Large"}
+
+
+def test_update_under_load_loses_no_request(server: RunningServer, sm: Any, boosters: dict[str, tuple[Any, Path]]) -> None:
+    _create_model(sm, "upd-v1", boosters["small"][1])
+    _create_model(sm, "upd-v2", boosters["large"][1])
+    _config(sm, "upd-c1", [("Blue", "upd-v1", 1.0)])
+    _config(sm, "upd-c2", [("Green", "upd-v2", 1.0)])
+    sm.create_endpoint(EndpointName="upd", EndpointConfigName="upd-c1")
+    _wait(sm, "upd")
+    runtime = server.client("sagemaker-runtime")
+    body = _rows(1)[1]
+    variants: list[str] = []
+    failures: list[BaseException] = []
+    stop = threading.Event()
+
+    def load() -> None:
+        client = server.client("sagemaker-runtime")
+        deadline = time.monotonic() + 120
+        while not stop.is_set() and time.monotonic() < deadline:
+            try:
+                variants.append(client.invoke_endpoint(EndpointName="upd", ContentType="text/csv", Body=body)["InvokedProductionVariant"])
+            except BaseException as e:  # any failure counts
+                failures.append(e)
+
+    threads = [threading.Thread(target=load) for _ in range(2)]
+    for t in threads:
+        t.start()
+    time.sleep(0.5)
+    sm.update_endpoint(EndpointName="upd", EndpointConfigName="upd-c2")
+    assert sm.describe_endpoint(EndpointName="upd")["EndpointStatus"] == "Updating"
+    _wait(sm, "upd")
+    time.sleep(3)  # past the old fleet's drain
+    stop.set()
+    for t in threads:
+        t.join(30)
+    assert failures == []
+    assert variants[0] == "Blue" and variants[-1] == "Green"
+    assert sm.describe_endpoint(EndpointName="upd")["EndpointConfigName"] == "upd-c2"
+    assert runtime.invoke_endpoint(EndpointName="upd", ContentType="text/csv", Body=body)["InvokedProductionVariant"] == "Green"
+
+
+def test_custom_handlers_and_a_crashing_worker(server: RunningServer, sm: Any, tmp_path: Path) -> None:
+    script = b"""
+import json, os
+def model_fn(model_dir):
+    return json.load(open(os.path.join(model_dir, "weights.json")))
+def input_fn(body, content_type):
+    if body.strip() in ("crash", b"crash"):
+        os._exit(1)
+    return [float(v) for v in json.loads(body)]
+def predict_fn(data, model):
+    return sum(w * v for w, v in zip(model["w"], data))
+def output_fn(prediction, accept):
+    return json.dumps({"y": prediction})
+"""
+    tar = _model_tar(tmp_path, {"weights.json": b'{"w": [1, 2, 3]}', "code/inference.py": script})
+    _create_model(sm, "custom", tar, image=SKLEARN_IMAGE, env={"SAGEMAKER_PROGRAM": "inference.py"})
+    _config(sm, "custom-config", [("AllTraffic", "custom", 1.0)])
+    sm.create_endpoint(EndpointName="custom", EndpointConfigName="custom-config")
+    _wait(sm, "custom")
+    runtime = server.client("sagemaker-runtime")
+    answer = runtime.invoke_endpoint(EndpointName="custom", ContentType="application/json", Body=b"[1, 1, 2]")
+    assert answer["Body"].read() == b'{"y": 9.0}'
+    with pytest.raises(ClientError) as err:
+        runtime.invoke_endpoint(EndpointName="custom", ContentType="application/json", Body=b"crash")
+    assert err.value.response["ResponseMetadata"]["HTTPStatusCode"] >= 500
+    deadline = time.monotonic() + 60
+    while True:  # the dead worker is replaced; later requests succeed
+        try:
+            again = runtime.invoke_endpoint(EndpointName="custom", ContentType="application/json", Body=b"[0, 0, 1]")
+            break
+        except ClientError:
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+    assert again["Body"].read() == b'{"y": 3.0}'
+
+
+def test_delete_endpoint(server: RunningServer, sm: Any, endpoint: str) -> None:
+    sm.create_endpoint(EndpointName="short-lived", EndpointConfigName="xgb-small-config")
+    _wait(sm, "short-lived")
+    sm.delete_endpoint(EndpointName="short-lived")
+    sm.get_waiter("endpoint_deleted").wait(EndpointName="short-lived", WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+    with pytest.raises(ClientError) as err:
+        server.client("sagemaker-runtime").invoke_endpoint(EndpointName="short-lived", ContentType="text/csv", Body=_rows(1)[1])
+    assert err.value.response["Error"]["Code"] == "ValidationError"
+    assert sm.describe_endpoint_config(EndpointConfigName="xgb-small-config")["EndpointConfigName"] == "xgb-small-config"
+
+
+def test_endpoints_survive_a_server_crash(tmp_path: Path, boosters: dict[str, tuple[Any, Path]]) -> None:
+    server = start_server(tmp_path / "home")
+    try:
+        sm = server.client("sagemaker")
+        _create_model(sm, "m", boosters["small"][1])
+        _config(sm, "c", [("AllTraffic", "m", 1.0)])
+        sm.create_endpoint(EndpointName="durable", EndpointConfigName="c")
+        _wait(sm, "durable")
+        instances = sorted(p.name for p in (tmp_path / "home/endpoints/durable").iterdir())
+        server.kill()
+        server = start_server(tmp_path / "home")
+        sm = server.client("sagemaker")
+        assert sm.describe_endpoint(EndpointName="durable")["EndpointStatus"] == "InService"
+        runtime = server.client("sagemaker-runtime")
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                answer = runtime.invoke_endpoint(EndpointName="durable", ContentType="text/csv", Body=_rows(1)[1])
+                break
+            except ClientError:
+                assert time.monotonic() < deadline
+                time.sleep(0.1)
+        assert float(answer["Body"].read()) > 0
+        # the instance was reattached, not started again
+        assert sorted(p.name for p in (tmp_path / "home/endpoints/durable").iterdir()) == instances
+    finally:
+        server.stop()
