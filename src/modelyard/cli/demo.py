@@ -2,7 +2,8 @@
 
 It starts a server for the default home unless one runs, trains the built-in XGBoost algorithm
 on the breast-cancer dataset through SageMaker's API with live logs, prints the validation
-metric and where the model is, and stops the server it started.
+metric and where the model is, deploys the model to an endpoint, invokes it with a few rows,
+deletes the endpoint, and stops the server it started.
 """
 
 from __future__ import annotations
@@ -87,6 +88,23 @@ def _run(home: Path) -> None:
     click.echo(f"   model: {estimator.model_data}")
     click.echo(f"   on disk: {_local_path(home, estimator.model_data)}")
     click.echo("   Inspect it again with: modelyard training-jobs describe " + job["TrainingJobName"])
+    _serve(estimator, validation)
+
+
+def _serve(estimator: object, validation: Path) -> None:
+    """Deploy the trained model, call it, and take the endpoint down again."""
+    import numpy as np
+
+    click.secho("5. Deploying it: CreateModel, CreateEndpointConfig, CreateEndpoint", bold=True)
+    predictor = estimator.deploy(instance_type="ml.m5.large")  # type: ignore[attr-defined]
+    click.echo(f"   endpoint {predictor.endpoint_name} is InService")
+    rows = np.loadtxt(validation / "validation.csv", delimiter=",")[:5]
+    scores = predictor.predict(rows[:, 1:])
+    click.secho("6. InvokeEndpoint with 5 validation rows (text/csv)", bold=True)
+    for label, score in zip(rows[:, 0], scores, strict=True):
+        click.echo(f"   label {int(label)}  predicted probability {score:.3f}")
+    predictor.delete_endpoint()
+    click.echo(f"   deleted endpoint {predictor.endpoint_name}")
 
 
 def _local_path(home: Path, uri: str) -> str:

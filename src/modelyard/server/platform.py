@@ -78,4 +78,5 @@ class Platform:
 
     def close(self) -> None:
         self.loop.stop()
+        self.endpoint_controller.shutdown()
         self.store.close()

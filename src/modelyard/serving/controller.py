@@ -76,6 +76,17 @@ class EndpointController:
         state, fleet = self._promote(state, fleet)
         return self._save(record, state, fleet)
 
+    def shutdown(self) -> None:
+        """Stop every instance (a clean server stop); endpoints keep their desired state.
+
+        A restarted server finds the processes gone and starts new ones. A crashed server, by
+        contrast, leaves them running and reattaches to them.
+        """
+        for record in self.store.iter_kind(spec.ENDPOINT, status_in=_ACTIVE):
+            for instance in record.state.get("fleet", []):
+                self.fleet.stop(instance)
+        self.table.publish({})
+
     # --- steps ---------------------------------------------------------------------------
     def _delete(self, record: Record, state: dict[str, Any], fleet: list[dict[str, Any]]) -> dict[str, Any] | None:
         fleet = [self.fleet.stop(i) if i["status"] not in ("stopping", "failed") else i for i in fleet]
