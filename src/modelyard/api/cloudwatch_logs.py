@@ -2,19 +2,19 @@
 
 Served on the same endpoint as the SageMaker API (``X-Amz-Target: Logs_20140328.<Op>``), so a
 ``logs`` client pointed at modelyard's URL works: DescribeLogStreams and GetLogEvents over the
-streams of each job kind's log group.
+streams of each job kind's log group and of each endpoint's group.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from modelyard.core.errors import ModelyardError
 from modelyard.jobs.kernel import JobController
 from modelyard.jobs.logs import Stream, read_events, stream_info
-from modelyard.store.base import Query, RecordNotFound
+from modelyard.store.base import MetadataStore, Query, Record, RecordNotFound
 
 Handler = Callable[[dict[str, Any]], dict[str, Any]]
 
@@ -26,19 +26,72 @@ class LogsResourceNotFound(ModelyardError):
     status = 400
 
 
-class LogsService:
-    """DescribeLogStreams and GetLogEvents over job host logs."""
+class StreamSource(Protocol):
+    """Where the streams of some log groups come from."""
 
-    def __init__(self, controllers: Mapping[str, JobController]) -> None:
-        self.controllers = dict(controllers)  # log group -> controller
+    def streams(self, group: str, prefix: str) -> list[Stream] | None:
+        """The streams of ``group`` whose names start with ``prefix``; None: not my group."""
+
+
+class JobStreams:
+    """``/aws/sagemaker/<Kind>Jobs``: one stream per host and attempt of each job."""
+
+    def __init__(self, controller: JobController) -> None:
+        self.controller = controller
+
+    def streams(self, group: str, prefix: str) -> list[Stream] | None:
+        if group != self.controller.log_group:
+            return None
+        return [s for record in self._records(prefix) for s in recorded_streams(record.state.get("_run", {}))
+                if s.name.startswith(prefix)]
+
+    def _records(self, prefix: str) -> list[Record]:
+        store, kind = self.controller.store, self.controller.kind
+        job = prefix.split("/", 1)[0]
+        if job and "/" in prefix:
+            try:
+                return [store.get(kind, job)]
+            except RecordNotFound:
+                return []
+        return store.list(Query(kind=kind, name_contains=job or None))
+
+
+class EndpointStreams:
+    """``/aws/sagemaker/Endpoints/<endpoint>``: one stream per model-server instance."""
+
+    group_prefix = "/aws/sagemaker/Endpoints/"
+
+    def __init__(self, store: MetadataStore, kind: str) -> None:
+        self.store = store
+        self.kind = kind
+
+    def streams(self, group: str, prefix: str) -> list[Stream] | None:
+        if not group.startswith(self.group_prefix):
+            return None
+        try:
+            record = self.store.get(self.kind, group[len(self.group_prefix):])
+        except RecordNotFound:
+            return None
+        return [s for s in recorded_streams(record.state) if s.name.startswith(prefix)]
+
+
+def recorded_streams(state: Mapping[str, Any]) -> list[Stream]:
+    """The streams a record lists under ``streams``: ``[{"name", "path", "created"}]``."""
+    return [Stream(s["name"], Path(s["path"]), int(float(s.get("created", 0)) * 1000))
+            for s in state.get("streams", [])]
+
+
+class LogsService:
+    """DescribeLogStreams and GetLogEvents over job and endpoint logs."""
+
+    def __init__(self, sources: Sequence[StreamSource]) -> None:
+        self.sources = list(sources)
 
     def operations(self) -> dict[str, Handler]:
         return {"DescribeLogStreams": self.describe_log_streams, "GetLogEvents": self.get_log_events}
 
     def describe_log_streams(self, params: dict[str, Any]) -> dict[str, Any]:
-        controller = self._controller(params["logGroupName"])
-        prefix = params.get("logStreamNamePrefix", "")
-        streams = self._streams(controller, prefix)
+        streams = self._streams(params["logGroupName"], params.get("logStreamNamePrefix", ""))
         if params.get("orderBy") == "LastEventTime":
             streams.sort(key=lambda s: stream_info(s)["lastEventTimestamp"])
         else:
@@ -55,9 +108,8 @@ class LogsService:
         return out
 
     def get_log_events(self, params: dict[str, Any]) -> dict[str, Any]:
-        controller = self._controller(params["logGroupName"])
         name = params["logStreamName"]
-        match = [s for s in self._streams(controller, name) if s.name == name]
+        match = [s for s in self._streams(params["logGroupName"], name) if s.name == name]
         if not match:
             raise LogsResourceNotFound("The specified log stream does not exist.")
         page = read_events(
@@ -74,25 +126,9 @@ class LogsService:
             "nextBackwardToken": page.next_backward,
         }
 
-    def _controller(self, group: str) -> JobController:
-        controller = self.controllers.get(group)
-        if controller is None:
-            raise LogsResourceNotFound("The specified log group does not exist.")
-        return controller
-
-    def _streams(self, controller: JobController, prefix: str) -> list[Stream]:
-        job = prefix.split("/", 1)[0]
-        if job and "/" in prefix:
-            try:
-                records = [controller.store.get(controller.kind, job)]
-            except RecordNotFound:
-                return []
-        else:
-            records = controller.store.list(Query(kind=controller.kind, name_contains=job or None))
-        streams = []
-        for record in records:
-            for s in record.state.get("_run", {}).get("streams", []):
-                if s["name"].startswith(prefix):
-                    created = int(s["name"].rsplit("-", 1)[-1]) * 1000
-                    streams.append(Stream(s["name"], Path(s["path"]), created))
-        return streams
+    def _streams(self, group: str, prefix: str) -> list[Stream]:
+        for source in self.sources:
+            found = source.streams(group, prefix)
+            if found is not None:
+                return found
+        raise LogsResourceNotFound("The specified log group does not exist.")

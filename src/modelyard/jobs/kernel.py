@@ -163,7 +163,8 @@ class JobController(abc.ABC):
             r.update(phase="running", attempt=attempt, hosts=hosts, attempt_started=now)
             r.setdefault("started", now)
             r["streams"] = r.get("streams", []) + [
-                {"name": h["stream"], "path": str(Path(h["dir"]) / LOGS_FILE)} for h in hosts
+                {"name": h["stream"], "path": str(Path(h["dir"]) / LOGS_FILE), "created": now}
+                for h in hosts
             ]
             new = js.advance(s, "Starting", now, "Preparing the instances for training")
             new["_run"] = r

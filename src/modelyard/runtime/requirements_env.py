@@ -56,6 +56,13 @@ def venv_site_packages(env_dir: Path) -> Path:
     return env_dir / "lib" / version / "site-packages"
 
 
+def activate(python: Path, env: dict[str, str]) -> None:
+    """Make ``python``'s environment the active one in ``env`` (PATH, VIRTUAL_ENV), in place."""
+    env["PATH"] = os.pathsep.join([str(python.parent), env.get("PATH", os.defpath)])
+    if (python.parent.parent / "pyvenv.cfg").exists():
+        env["VIRTUAL_ENV"] = str(python.parent.parent)
+
+
 def parent_site_dirs() -> list[str]:
     """Site dirs of the interpreter running the runtime (the layer underneath)."""
     return [d for d in site.getsitepackages() if os.path.isdir(d)]

@@ -13,7 +13,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from modelyard.runtime import entrypoint, environment, failures, inputs, outputs
+from modelyard.runtime import (
+    entrypoint,
+    environment,
+    failures,
+    inputs,
+    outputs,
+    requirements_env,
+)
 from modelyard.runtime.distributed import rendezvous_env, torchrun_command, uses_torchrun
 from modelyard.runtime.hyperparameters import Hyperparameters
 from modelyard.runtime.plan import EXIT_ALGORITHM_ERROR, EXIT_OK, EXIT_STOPPED
@@ -86,7 +93,6 @@ def prepare_work(run: HostRun, hps: Hyperparameters) -> entrypoint.Work:
 def _script_python(run: HostRun, code_dir: Path, program: str) -> Path:
     """The interpreter for the script: the requirements environment and/or the package's."""
     from modelyard.core.settings import Settings
-    from modelyard.runtime import requirements_env
 
     python = Path(sys.executable)
     pip_env = {**os.environ, **run.environment}
@@ -114,9 +120,7 @@ def work_environment(run: HostRun, hps: Hyperparameters, python: Path) -> dict[s
     env.update(environment.sm_variables(sm_env, hps.cli_args()))
     env.update(rendezvous_env(plan, run.namespace))
     # So that `python` in a .sh entry point is the job's interpreter.
-    env["PATH"] = os.pathsep.join([str(python.parent), env.get("PATH", os.defpath)])
-    if (python.parent.parent / "pyvenv.cfg").exists():
-        env["VIRTUAL_ENV"] = str(python.parent.parent)
+    requirements_env.activate(python, env)
     code = layout.shown("code")
     env["PYTHONPATH"] = os.pathsep.join(p for p in (code, env.get("PYTHONPATH")) if p)
     return env

@@ -7,7 +7,7 @@ import os
 
 import psutil
 
-from modelyard.api.cloudwatch_logs import LogsService
+from modelyard.api.cloudwatch_logs import EndpointStreams, JobStreams, LogsService
 from modelyard.api.cloudwatch_metrics import MetricsService
 from modelyard.api.tags import TagService
 from modelyard.artifacts import Artifacts
@@ -17,6 +17,7 @@ from modelyard.compute.resources import Capacity
 from modelyard.core.credentials import load_or_create_credentials, lookup_secret
 from modelyard.core.settings import Settings
 from modelyard.jobs.loop import ReconcileLoop
+from modelyard.serving import spec as serving_spec
 from modelyard.serving.controller import EndpointController
 from modelyard.serving.endpoints import EndpointService
 from modelyard.serving.fleet import Fleet
@@ -61,7 +62,9 @@ class Platform:
         self.endpoints = EndpointService(settings, self.store, self.models, self.loop.wake)
         self.router = Router(settings, self.routes, self.lookup_secret)
         self.tags = TagService(settings, self.store)
-        self.logs = LogsService({self.training_controller.log_group: self.training_controller})
+        self.logs = LogsService([
+            JobStreams(self.training_controller), EndpointStreams(self.store, serving_spec.ENDPOINT),
+        ])
         self.metrics = MetricsService(self.store)
 
     def sagemaker_operations(self) -> dict:

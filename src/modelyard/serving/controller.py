@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import logging
 import time
+from pathlib import Path
 from typing import Any
 
+from modelyard.runtime.serving.plan import LOGS_FILE
 from modelyard.serving import spec
 from modelyard.serving.fleet import Fleet
 from modelyard.serving.routes import Route, RoutingTable, VariantRoute
@@ -155,7 +157,13 @@ class EndpointController:
         return state, fleet
 
     def _save(self, record: Record, state: dict[str, Any], fleet: list[dict[str, Any]]) -> dict[str, Any]:
-        new = {**state, "fleet": fleet}
+        streams = list(state.get("streams", []))
+        known = {s["name"] for s in streams}
+        streams += [
+            {"name": f"{i['variant']}/{i['id']}", "path": str(Path(i["dir"]) / LOGS_FILE), "created": i["started"]}
+            for i in fleet if f"{i['variant']}/{i['id']}" not in known
+        ]
+        new = {**state, "fleet": fleet, "streams": streams}
         if new != dict(record.state):
             def apply(current: dict[str, Any]) -> dict[str, Any]:
                 # the API may have changed target or status meanwhile: keep its word on those

@@ -19,7 +19,11 @@ import xgboost
 
 from modelyard.runtime.algorithms.xgboost.errors import xgboost_message
 from modelyard.runtime.serving import codecs
-from modelyard.runtime.serving.errors import PredictionFailed, UnsupportedContentType
+from modelyard.runtime.serving.errors import (
+    NoContent,
+    PredictionFailed,
+    UnsupportedContentType,
+)
 from modelyard.runtime.serving.frameworks import threads_per_worker
 
 DEFAULT_ACCEPT = codecs.CSV
@@ -55,7 +59,9 @@ def _load_booster(path: Path) -> xgboost.Booster:
 
 
 def input_fn(body: bytes, content_type: str) -> Any:
-    """A float32 matrix from CSV, or a CSR matrix from LIBSVM; 415 for anything else."""
+    """A float32 matrix from CSV, or a CSR matrix from LIBSVM; 204 when empty, else 415."""
+    if not body:
+        raise NoContent()
     kind = codecs.media_type(content_type)
     if kind == codecs.CSV:
         return codecs.parse_csv(body)

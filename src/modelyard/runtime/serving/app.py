@@ -1,0 +1,124 @@
+"""The container's three routes over the resolved handlers: ``/ping``, ``/invocations``,
+``/execution-parameters``.
+
+:meth:`InferenceApp.handle` is synchronous and runs inline in the worker's event loop: a worker
+serves one request at a time and the router keeps several connections, so there is no thread
+hop and no per-request task. Handler failures never escape: an :class:`InferenceError` becomes
+its status, anything else a 500 whose body is the message and traceback (the platform turns it
+into ``ModelError``).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import traceback
+from typing import Any, NamedTuple
+
+from modelyard.runtime.serving.context import CUSTOM_ATTRIBUTES, Context
+from modelyard.runtime.serving.errors import InferenceError
+from modelyard.runtime.serving.handlers import Handlers
+from modelyard.runtime.serving.spec import WorkerSpec
+
+#: request types that user handlers receive as ``str`` (the toolkit's UTF-8 types)
+TEXT_TYPES = frozenset({b"application/json", b"text/csv"})
+PLAIN = b"text/plain"
+
+
+class Response(NamedTuple):
+    """What goes back on the wire; ``headers`` are extra (name, value) pairs."""
+
+    status: int
+    content_type: bytes
+    body: bytes
+    headers: tuple[tuple[bytes, bytes], ...] = ()
+
+
+class InferenceApp:
+    """Routes requests of one worker to its model and handlers."""
+
+    def __init__(self, handlers: Handlers, model: Any, spec: WorkerSpec, context: Context) -> None:
+        self.handlers = handlers
+        self.model = model
+        self.context = context
+        self.default_accept = handlers.default_accept
+        self._text_bodies = handlers.transform_fn is not None or handlers.input_fn.user
+        self._ping = Response(200, b"application/json", b'{"status": "Healthy"}\n')
+        parameters = {
+            "MaxConcurrentTransforms": spec.workers,
+            "BatchStrategy": "MULTI_RECORD",
+            "MaxPayloadInMB": spec.max_payload_mb,
+        }
+        self._parameters = Response(200, b"application/json", json.dumps(parameters).encode())
+
+    def handle(self, method: bytes, path: bytes, headers: dict[bytes, bytes], body: bytes) -> Response:
+        """The response to one request."""
+        path = path.split(b"?", 1)[0]
+        if path == b"/invocations":
+            if method != b"POST":
+                return error(405, "Use POST /invocations")
+            return self.invoke(headers, body)
+        if path == b"/ping" and method in (b"GET", b"HEAD"):
+            return self._ping
+        if path == b"/execution-parameters" and method == b"GET":
+            return self._parameters
+        return error(404, f"No route for {method.decode()} {path.decode('latin-1')}")
+
+    def invoke(self, headers: dict[bytes, bytes], body: bytes) -> Response:
+        """Run the handlers on one request body."""
+        raw_type = headers.get(b"content-type", b"")
+        content_type = raw_type.decode("latin-1")
+        accept = headers.get(b"accept", b"").decode("latin-1")
+        if not accept or accept == "*/*":
+            accept = self.default_accept
+        self.context.begin(headers)
+        try:
+            result = self._run(self._body_for_handlers(body, raw_type), content_type, accept)
+            payload, response_type = split_result(result, accept)
+        except InferenceError as e:
+            return error(e.status, e.message)
+        except Exception:
+            text = traceback.format_exc()
+            print(text, file=sys.stderr, end="")  # into the instance's log as well
+            return error(500, text)
+        extra: tuple[tuple[bytes, bytes], ...] = ()
+        attributes = self.context.response_custom_attributes
+        if attributes is not None:
+            extra = ((CUSTOM_ATTRIBUTES, attributes.encode("latin-1")),)
+        return Response(200, response_type.encode("latin-1"), payload, extra)
+
+    def _run(self, body: bytes | str, content_type: str, accept: str) -> Any:
+        h, context = self.handlers, self.context
+        if h.transform_fn is not None:
+            return h.transform_fn(context, self.model, body, content_type, accept)
+        data = h.input_fn(context, body, content_type)
+        prediction = h.predict_fn(context, data, self.model)
+        return h.output_fn(context, prediction, accept)
+
+    def _body_for_handlers(self, body: bytes, raw_type: bytes) -> bytes | str:
+        # User handlers get JSON and CSV as text, as the toolkit gives them; the defaults
+        # parse bytes, which spares a decode of every request.
+        if self._text_bodies and raw_type.split(b";", 1)[0].strip().lower() in TEXT_TYPES:
+            return body.decode("utf-8")
+        return body
+
+
+def split_result(result: Any, accept: str) -> tuple[bytes, str]:
+    """``(body, content_type)`` from what output_fn/transform_fn returned."""
+    content_type = accept
+    if isinstance(result, tuple):
+        result, content_type = result[0], result[1]
+    if isinstance(result, str):
+        return result.encode("utf-8"), content_type
+    if isinstance(result, (bytes, bytearray, memoryview)):
+        return bytes(result), content_type
+    raise TypeError(
+        f"the handler returned a {type(result).__name__}; return bytes or str "
+        "(or a (body, content_type) tuple)"
+    )
+
+
+def error(status: int, message: str) -> Response:
+    """A plain-text error response (204 has no body by definition)."""
+    body = b"" if status == 204 else message.encode("utf-8", "replace")
+    return Response(status, PLAIN, body)
