@@ -9,6 +9,7 @@ import subprocess
 import sys
 import tarfile
 import textwrap
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -159,3 +160,25 @@ def run(job: Job, timeout: float = 120, **env: str) -> Job:
 def channel(name: str, source: Path, **fields: Any) -> ChannelPlan:
     """A channel reading a local folder (the "S3 prefix")."""
     return ChannelPlan(name=name, source_uri=str(source) + "/", **fields)
+
+
+def tiny_wheel(directory: Path) -> Path:
+    """``tinypkg`` 0.1 as a pure-Python wheel (a zip with dist-info), built without tools.
+
+    No network and no `wheel` package offline: the local package is a wheel made by hand.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / "tinypkg-0.1-py3-none-any.whl"
+    info = "tinypkg-0.1.dist-info"
+    files = {
+        "tinypkg/__init__.py": "VALUE = 42\n",
+        f"{info}/METADATA": "Metadata-Version: 2.1\nName: tinypkg\nVersion: 0.1\n",
+        f"{info}/WHEEL": (
+            "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+        ),
+    }
+    record = "".join(f"{name},,\n" for name in [*files, f"{info}/RECORD"])
+    with zipfile.ZipFile(path, "w") as wheel:
+        for name, text in {**files, f"{info}/RECORD": record}.items():
+            wheel.writestr(name, text)
+    return path

@@ -7,33 +7,12 @@ import os
 import signal
 import tarfile
 import time
-import zipfile
 from pathlib import Path
 
 import pytest
-from host_helpers import DUMP_SCRIPT, channel, run, script_hps, start, write_code
+from host_helpers import DUMP_SCRIPT, channel, run, script_hps, start, tiny_wheel, write_code
 
-# No network and no `wheel` package offline: the local package is a wheel made by hand.
 OFFLINE_PIP = {"PIP_NO_INDEX": "1"}
-
-
-def _tiny_wheel(directory: Path) -> Path:
-    """``tinypkg`` 0.1 as a pure-Python wheel (a zip with dist-info), built without tools."""
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / "tinypkg-0.1-py3-none-any.whl"
-    info = "tinypkg-0.1.dist-info"
-    files = {
-        "tinypkg/__init__.py": "VALUE = 42\n",
-        f"{info}/METADATA": "Metadata-Version: 2.1\nName: tinypkg\nVersion: 0.1\n",
-        f"{info}/WHEEL": (
-            "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
-        ),
-    }
-    record = "".join(f"{name},,\n" for name in [*files, f"{info}/RECORD"])
-    with zipfile.ZipFile(path, "w") as wheel:
-        for name, text in {**files, f"{info}/RECORD": record}.items():
-            wheel.writestr(name, text)
-    return path
 
 
 def _wait_for_log(job, text: str, timeout: float = 30) -> None:
@@ -46,7 +25,7 @@ def _wait_for_log(job, text: str, timeout: float = 30) -> None:
 
 
 def test_requirements_are_installed_into_a_cached_env(make_job, tmp_path):
-    package = _tiny_wheel(tmp_path / "wheels")
+    package = tiny_wheel(tmp_path / "wheels")
     script = DUMP_SCRIPT + "import tinypkg, numpy\nprint('value', tinypkg.VALUE)\n"
     code = write_code(tmp_path / "code", {"train.py": script, "requirements.txt": f"{package}\n"})
     first = run(make_job("first", hyperparameters=script_hps(code), environment=OFFLINE_PIP))

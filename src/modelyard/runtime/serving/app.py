@@ -51,7 +51,9 @@ class InferenceApp:
         }
         self._parameters = Response(200, b"application/json", json.dumps(parameters).encode())
 
-    def handle(self, method: bytes, path: bytes, headers: dict[bytes, bytes], body: bytes) -> Response:
+    def handle(
+        self, method: bytes, path: bytes, headers: dict[bytes, bytes], body: bytes
+    ) -> Response:
         """The response to one request."""
         path = path.split(b"?", 1)[0]
         if path == b"/invocations":

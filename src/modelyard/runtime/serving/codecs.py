@@ -53,6 +53,7 @@ def parse_csv(body: bytes, dtype: type = np.float32) -> np.ndarray:
     rows = text.count(b"\n") + 1
     fields = text.count(b",") + 1
     flat = text if rows == 1 else text.replace(b"\n", b",")
+    values: np.ndarray | None
     try:
         values = np.fromstring(flat, dtype=dtype, sep=",")
     except ValueError:
@@ -93,7 +94,9 @@ def decode(body: bytes, content_type: str, dtype: type | None = None) -> np.ndar
             array = np.load(io.BytesIO(body), allow_pickle=False)
         else:
             supported = ", ".join([JSON, CSV, NPY])
-            raise UnsupportedContentType(f"Content type {content_type!r} is not supported; use {supported}")
+            raise UnsupportedContentType(
+                f"Content type {content_type!r} is not supported; use {supported}"
+            )
     except (ValueError, TypeError, OSError) as e:
         raise UnsupportedContentType(f"Cannot decode the {kind} body: {e}") from None
     return array if dtype is None else array.astype(dtype, copy=False)

@@ -6,7 +6,6 @@ The tree::
     ├── UnsupportedContentType   415: the body cannot be decoded as its Content-Type says
     ├── UnsupportedAccept        406: no encoder for any type the Accept header names
     ├── PredictionFailed         400: the model refused the decoded data (built-in handlers)
-    ├── PayloadTooLarge          413: the body is over SAGEMAKER_MAX_PAYLOAD_IN_MB
     └── NoContent                204: the body is empty (built-in XGBoost handlers)
 
 Anything else a handler raises is answered with 500 and its traceback (see :mod:`.app`).
@@ -45,15 +44,6 @@ class PredictionFailed(InferenceError):
     """The model rejected well-formed input (wrong feature count, for instance)."""
 
     status = 400
-
-
-class PayloadTooLarge(InferenceError):
-    """The body is larger than the instance accepts."""
-
-    status = 413
-
-    def __init__(self, limit_mb: int) -> None:
-        super().__init__(f"The request body is larger than {limit_mb} MB")
 
 
 class NoContent(InferenceError):

@@ -76,7 +76,9 @@ def import_user_module(spec: WorkerSpec) -> ModuleType | None:
     try:
         return importlib.import_module(name)
     except Exception as e:
-        raise ClientError(f"Cannot import the user module {program}: {type(e).__name__}: {e}") from e
+        raise ClientError(
+            f"Cannot import the user module {program}: {type(e).__name__}: {e}"
+        ) from e
 
 
 def find_program(code_dirs: list[Path], program: str | None) -> str | None:

@@ -22,7 +22,7 @@ def model_fn(model_dir: str) -> Any:
     for name in MODEL_FILES:
         path = Path(model_dir) / name
         if path.exists():
-            import joblib  # ships with scikit-learn; only needed here
+            import joblib  # type: ignore[import-untyped]  # ships with scikit-learn
 
             return joblib.load(path)
     raise NotImplementedError(
