@@ -79,7 +79,7 @@ class Model:
     ) -> Predictor:
         """CreateModel, CreateEndpointConfig and CreateEndpoint; with ``wait``, until InService."""
         model = self.name or self.create()
-        endpoint = endpoint_name or name_from_base(model[:40])
+        endpoint = endpoint_name or model  # model names are already unique (timestamped)
         self.session.sagemaker.create_endpoint_config(EndpointConfigName=endpoint, ProductionVariants=[{
             "VariantName": "AllTraffic", "ModelName": model, "InstanceType": instance_type,
             "InitialInstanceCount": initial_instance_count, "InitialVariantWeight": 1.0,
