@@ -38,7 +38,7 @@ import numpy as np
 
 from bench.serving.load import require_wrk, run_wrk
 from bench.serving.model import BenchModel, Payload, parse_predictions, train
-from bench.serving.report import failures_markdown, markdown, with_ratios
+from bench.serving.report import best_of_rounds, failures_markdown, markdown, with_ratios
 from bench.serving.targets import REPO, TARGETS, Target, make_targets
 
 
@@ -77,27 +77,39 @@ def _progress(r: dict[str, Any]) -> None:
 
 
 def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
-    """Train, then start, check, load and stop each target in turn."""
+    """Train, then for each round start, check, load and stop each target in turn."""
     model = train(workdir, tuple(args.payload_rows))
+    targets = make_targets(args.targets, model, workdir, args.workers)
     measurements: list[dict[str, Any]] = []
     failures: dict[str, str] = {}
     versions: dict[str, dict[str, str]] = {}
-    notes: dict[str, str] = {}
-    for target in make_targets(args.targets, model, workdir, args.workers):
-        started = time.monotonic()
-        try:
-            target.start()
-            print(f"{target.name}: up in {time.monotonic() - started:.1f} s", file=sys.stderr)
-            measurements += measure_target(target, model, args)
-            versions[target.name] = target.versions()
-            notes[target.name] = target.notes
-        except Exception as e:  # one target failing must not lose the others' numbers
-            failures[target.name] = f"{type(e).__name__}: {e}"
-            print(f"{target.name}: FAILED {failures[target.name]}", file=sys.stderr, flush=True)
-        finally:
-            target.stop()
-    return {"measurements": with_ratios(measurements), "failures": failures,
-            "versions": versions, "notes": notes}
+    for round_no in range(1, args.rounds + 1):
+        for target in targets:
+            if target.name in failures:
+                continue
+            records = run_target(target, model, args, failures)
+            measurements += [{**r, "round": round_no} for r in records]
+            if records and target.name not in versions:
+                versions[target.name] = target.versions()
+    return {"measurements": with_ratios(best_of_rounds(measurements)),
+            "all_rounds": with_ratios(measurements), "failures": failures,
+            "versions": versions, "notes": {t.name: t.notes for t in targets}}
+
+
+def run_target(target: Target, model: BenchModel, args: argparse.Namespace,
+               failures: dict[str, str]) -> list[dict[str, Any]]:
+    """Start, measure and stop one target; a failure is recorded, not raised."""
+    started = time.monotonic()
+    try:
+        target.start()
+        print(f"{target.name}: up in {time.monotonic() - started:.1f} s", file=sys.stderr)
+        return measure_target(target, model, args)
+    except Exception as e:  # one target failing must not lose the others' numbers
+        failures[target.name] = f"{type(e).__name__}: {e}"
+        print(f"{target.name}: FAILED {failures[target.name]}", file=sys.stderr, flush=True)
+        return []
+    finally:
+        target.stop()
 
 
 def environment_info() -> dict[str, Any]:
@@ -125,8 +137,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--targets", nargs="+", choices=TARGETS, default=list(TARGETS),
                         help="what to measure, in this order (default: all; put floor first)")
     parser.add_argument("--workers", type=int, default=1, help="worker processes per target (default 1)")
-    parser.add_argument("--duration", type=int, default=6, help="seconds per measured run (default 6)")
+    parser.add_argument("--duration", type=int, default=4, help="seconds per measured run (default 4)")
     parser.add_argument("--warmup", type=int, default=1, help="seconds of unrecorded load first (default 1; 0: none)")
+    parser.add_argument("--rounds", type=int, default=2,
+                        help="go through all targets this many times; the tables keep each "
+                             "cell's best-throughput round (default 2)")
     parser.add_argument("--connections", type=int, nargs="+", default=[1, 8, 64])
     parser.add_argument("--payload-rows", type=int, nargs="+", default=[1, 100])
     parser.add_argument("--workdir", type=Path, help="keep models and server logs here (default: a temp dir)")
@@ -134,6 +149,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if not 1 <= args.workers <= 16 or not 1 <= args.duration <= 60 or not 0 <= args.warmup <= 10:
         parser.error("--workers must be 1..16, --duration 1..60 s, --warmup 0..10 s")
+    if not 1 <= args.rounds <= 5:
+        parser.error("--rounds must be 1..5")
     if any(not 1 <= c <= 256 for c in args.connections):
         parser.error("--connections must be 1..256")
     return args

@@ -19,17 +19,17 @@ from pathlib import Path
 from bench.serving.model import FEATURES
 from bench.serving.peers import BENTOML, MLFLOW, PeerEnv
 
-_MLFLOW_SAVE = """
+_MLFLOW_SAVE = f"""
 import sys
 import numpy as np, pandas as pd, xgboost, mlflow.xgboost
 from mlflow.models import infer_signature
 booster = xgboost.Booster()
 booster.load_model(bytearray(open(sys.argv[1], "rb").read()))  # UBJSON, no suffix
-sample = pd.DataFrame(np.zeros((2, {features}), dtype=np.float32),
-                      columns=[f"f{{i}}" for i in range({features})])
+sample = pd.DataFrame(np.zeros((2, {FEATURES}), dtype=np.float32),
+                      columns=[f"f{{i}}" for i in range({FEATURES})])
 signature = infer_signature(sample, booster.inplace_predict(sample.to_numpy()))
 mlflow.xgboost.save_model(booster, sys.argv[2], signature=signature, model_format="ubj")
-""".format(features=FEATURES)
+"""
 
 _BENTOML_SAVE = """
 import sys

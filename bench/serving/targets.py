@@ -76,9 +76,10 @@ class ProcessTarget(Target):
 
     def __init__(self, model: BenchModel, workdir: Path, workers: int) -> None:
         super().__init__(model, workdir, workers)
-        self.port = free_port()
+        self.port = 0
         self.proc: subprocess.Popen[bytes] | None = None
         self.log = workdir / f"{self.name}.log"
+        self._prepared = False
 
     @abstractmethod
     def command(self) -> tuple[Sequence[str], dict[str, str]]:
@@ -92,7 +93,10 @@ class ProcessTarget(Target):
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> None:
-        self.prepare()
+        if not self._prepared:  # once, however many rounds
+            self.prepare()
+            self._prepared = True
+        self.port = free_port()
         argv, extra = self.command()
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(

@@ -9,8 +9,9 @@ within it the instance with the fewest requests in flight gets the call.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import unquote
 
 from modelyard.api.errors import rest_json_error
@@ -26,6 +27,8 @@ Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 _PREFIX = "/endpoints/"
 _SUFFIX = "/invocations"
+ASYNC_SUFFIX = "/async-invocations"
+STREAM_SUFFIX = "/invocations-response-stream"
 INVOCATION_TIMEOUT = 60.0
 # request headers passed to the container as they are
 _FORWARDED = (
@@ -36,8 +39,20 @@ _FORWARDED = (
 )
 
 
+class InvocationObserver(Protocol):
+    """Receives one call per InvokeEndpoint (for metrics); must be cheap and never raise."""
+
+    def observe(self, endpoint: str, variant: str | None, status: int,
+                model_seconds: float, total_seconds: float) -> None: ...
+
+
 class Router:
-    """Answers InvokeEndpoint from the routing table the endpoint controller publishes."""
+    """Answers InvokeEndpoint from the routing table the endpoint controller publishes.
+
+    ``observer`` (metrics) sees every invocation. ``extra_routes`` maps a path suffix
+    (``/async-invocations``, ``/invocations-response-stream``) to a raw ASGI handler that
+    capabilities register; unknown suffixes never reach the router.
+    """
 
     def __init__(self, settings: Settings, table: RoutingTable,
                  lookup_secret: Callable[[str], str | None]) -> None:
@@ -45,26 +60,41 @@ class Router:
         self.table = table
         self.lookup_secret = lookup_secret
         self.upstreams: dict[int, Upstream] = {}
+        self.observer: InvocationObserver | None = None
+        self.extra_routes: dict[str, Callable[[Scope, Receive, Send], Awaitable[None]]] = {}
         self._seen: object = None  # the routes the upstream pool was last pruned for
 
-    @staticmethod
-    def handles(scope: Scope) -> bool:
+    def handles(self, scope: Scope) -> bool:
         path: str = scope.get("path", "")
-        return scope["type"] == "http" and path.startswith(_PREFIX) and path.endswith(_SUFFIX)
+        if scope["type"] != "http" or not path.startswith(_PREFIX):
+            return False
+        return path.endswith(_SUFFIX) or any(path.endswith(s) for s in self.extra_routes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path: str = scope["path"]
+        if not path.endswith(_SUFFIX):
+            suffix = next(s for s in self.extra_routes if path.endswith(s))
+            await self.extra_routes[suffix](scope, receive, send)
+            return
+        started = time.perf_counter()
         body = await _read_body(receive)
         headers = {k: v for k, v in scope["headers"]}
+        probe: list[Any] = [None, None, 0.0]  # endpoint, variant, model seconds of this call
         try:
-            status, out_headers, out_body = await self._invoke(scope, headers, body)
+            status, out_headers, out_body = await self._invoke(scope, headers, body, probe)
         except ModelyardError as e:
             status, error_headers, out_body = rest_json_error(e, _error_members(e), service="sagemaker-runtime")
             out_headers = [(k.lower().encode(), v.encode()) for k, v in error_headers.items()]
+        if self.observer is not None and probe[0] is not None:
+            endpoint, variant, model_seconds = probe
+            self.observer.observe(endpoint, variant, status, model_seconds, time.perf_counter() - started)
         out_headers.append((b"content-length", str(len(out_body)).encode()))
         await send({"type": "http.response.start", "status": status, "headers": out_headers})
         await send({"type": "http.response.body", "body": out_body})
 
-    async def _invoke(self, scope: Scope, headers: dict[bytes, bytes], body: bytes) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    async def _invoke(
+        self, scope: Scope, headers: dict[bytes, bytes], body: bytes, probe: list[Any]
+    ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
         self._authenticate(scope, headers, body)
         name = unquote(scope["path"][len(_PREFIX):-len(_SUFFIX)])
         routes = self.table.routes
@@ -79,8 +109,10 @@ class Router:
         if variant is None:
             raise ValidationError(f"The variant {wanted!r} does not exist in endpoint {name}.".replace("b'", "'"))
         upstream = self._least_busy(variant.ports)
+        probe[:2] = name, variant.name
         forward = [(b"content-type", headers.get(b"content-type", b"application/octet-stream"))]
         forward += [(k, headers[k]) for k in _FORWARDED if k in headers]
+        model_started = time.perf_counter()
         try:
             status, reply_headers, reply = await asyncio.wait_for(
                 upstream.post(b"/invocations", forward, body), INVOCATION_TIMEOUT)
@@ -92,6 +124,8 @@ class Router:
                 f"The model server of variant {variant.name} closed the connection before answering; "
                 "retry the request."
             ) from e
+        finally:
+            probe[2] = time.perf_counter() - model_started
         if status >= 300:
             text = reply.decode("utf-8", "replace")
             raise ModelError(variant.name, status, text, self.settings.account_id)
