@@ -278,3 +278,68 @@ def test_endpoints_survive_a_server_crash(tmp_path: Path, boosters: dict[str, tu
         assert sorted(p.name for p in (tmp_path / "home/endpoints/durable").iterdir()) == instances
     finally:
         server.stop()
+
+
+def test_canary_update_shifts_traffic_in_steps_under_load(server: RunningServer, sm: Any, boosters: dict[str, tuple[Any, Path]]) -> None:
+    _create_model(sm, "can-v1", boosters["small"][1])
+    _create_model(sm, "can-v2", boosters["large"][1])
+    _config(sm, "can-c1", [("Blue", "can-v1", 1.0)])
+    _config(sm, "can-c2", [("Green", "can-v2", 1.0)])
+    sm.create_endpoint(EndpointName="canary", EndpointConfigName="can-c1")
+    _wait(sm, "canary")
+    body = _rows(1)[1]
+    seen: list[tuple[float, str]] = []
+    failures: list[BaseException] = []
+    stop = threading.Event()
+
+    def load() -> None:
+        client = server.client("sagemaker-runtime")
+        deadline = time.monotonic() + 120
+        while not stop.is_set() and time.monotonic() < deadline:
+            try:
+                answer = client.invoke_endpoint(EndpointName="canary", ContentType="text/csv", Body=body)
+                seen.append((time.monotonic(), answer["InvokedProductionVariant"]))
+            except BaseException as e:
+                failures.append(e)
+
+    thread = threading.Thread(target=load)
+    thread.start()
+    sm.update_endpoint(EndpointName="canary", EndpointConfigName="can-c2", DeploymentConfig={
+        "BlueGreenUpdatePolicy": {
+            "TrafficRoutingConfiguration": {"Type": "CANARY", "WaitIntervalInSeconds": 3,
+                                            "CanarySize": {"Type": "CAPACITY_PERCENT", "Value": 50}},
+            "TerminationWaitInSeconds": 1, "MaximumExecutionTimeoutInSeconds": 600,
+        }})
+    _wait(sm, "canary")
+    time.sleep(2.5)
+    stop.set()
+    thread.join(30)
+    assert failures == []
+    variants = [v for _, v in seen]
+    # blue only, then both while the canary bakes, then green only
+    first_green = variants.index("Green")
+    last_blue = len(variants) - 1 - variants[::-1].index("Blue")
+    mixed = variants[first_green:last_blue + 1]
+    assert 0.2 < mixed.count("Green") / len(mixed) < 0.8, Counter(mixed)
+    assert variants[-1] == "Green" and set(variants[last_blue + 1:]) == {"Green"}
+    described = sm.describe_endpoint(EndpointName="canary")
+    assert described["EndpointConfigName"] == "can-c2" and "FailureReason" not in described
+
+
+def test_update_to_a_broken_model_rolls_back(server: RunningServer, sm: Any, endpoint: str, tmp_path: Path) -> None:
+    broken = _model_tar(tmp_path, {"code/inference.py": b"raise RuntimeError('cannot even import')\n"})
+    _create_model(sm, "broken", broken, image=SKLEARN_IMAGE, env={"SAGEMAKER_PROGRAM": "inference.py"})
+    _config(sm, "broken-config", [("Broken", "broken", 1.0)])
+    sm.update_endpoint(EndpointName="xgb", EndpointConfigName="broken-config", DeploymentConfig={
+        "BlueGreenUpdatePolicy": {"TrafficRoutingConfiguration": {"Type": "ALL_AT_ONCE", "WaitIntervalInSeconds": 0}}})
+    deadline = time.monotonic() + 120
+    while True:
+        endpoint = sm.describe_endpoint(EndpointName="xgb")
+        if endpoint["EndpointStatus"] == "InService":
+            break
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    assert endpoint["EndpointConfigName"] == "xgb-small-config"
+    assert "cannot even import" in endpoint["FailureReason"]
+    answer = server.client("sagemaker-runtime").invoke_endpoint(EndpointName="xgb", ContentType="text/csv", Body=_rows(1)[1])
+    assert answer["InvokedProductionVariant"] == "AllTraffic"

@@ -19,11 +19,12 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from modelyard.runtime.serving.plan import LOGS_FILE
-from modelyard.serving import spec
+from modelyard.serving import rollout, spec
 from modelyard.serving.fleet import Fleet
 from modelyard.serving.routes import Route, RoutingTable, VariantRoute
 from modelyard.store.base import MetadataStore, Record, RecordNotFound
@@ -39,10 +40,13 @@ _ACTIVE = ("Creating", "Updating", "InService", "Deleting", "RollingBack")
 class EndpointController:
     """Reconciles endpoints and publishes where their traffic goes."""
 
-    def __init__(self, store: MetadataStore, fleet: Fleet, table: RoutingTable) -> None:
+    def __init__(self, store: MetadataStore, fleet: Fleet, table: RoutingTable,
+                 firing_alarms: Callable[[Sequence[str]], list[str]] | None = None) -> None:
         self.store = store
         self.fleet = fleet
         self.table = table
+        # which of the named alarms are in ALARM (deployment guardrails ask each pass)
+        self.firing_alarms = firing_alarms or (lambda names: [])
 
     def reconcile_all(self) -> int:
         busy = 0
@@ -112,9 +116,7 @@ class EndpointController:
                 return {**state, "EndpointStatus": "Failed", "FailureReason": reason}, kept
             if state["EndpointStatus"] == "Updating" and instance["config"] == target:
                 # roll back: keep serving the live config, drop the new fleet
-                kept = [self.fleet.stop(i) if i["config"] == target and target != live else i for i in kept]
-                return {**state, "EndpointStatus": "InService", "FailureReason": reason,
-                        "target": state["live_target"]}, kept
+                return self._roll_back(state, kept, reason)
         return state, kept
 
     def _scale(self, endpoint: str, target: dict[str, Any], fleet: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -128,6 +130,16 @@ class EndpointController:
             fleet = [self.fleet.stop(i) if i in extra else i for i in fleet]
         return fleet
 
+    def _roll_back(self, state: dict[str, Any], fleet: list[dict[str, Any]], reason: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """Traffic back to the serving config; the new fleet goes away."""
+        target = state["target"]["config"]
+        live = dict(state.get("live") or {})
+        live.pop("canary", None)
+        fleet = [self.fleet.stop(i) if i["config"] == target and target != live.get("config") else i for i in fleet]
+        log.warning("endpoint update rolled back: %s", reason)
+        return {**state, "EndpointStatus": "InService", "FailureReason": reason, "live": live,
+                "target": state["live_target"], "rollout": None, "LastModifiedTime": time.time()}, fleet
+
     def _promote(self, state: dict[str, Any], fleet: list[dict[str, Any]]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         target = state["target"]
         now = time.time()
@@ -136,8 +148,16 @@ class EndpointController:
             >= variant["count"]
             for name, variant in target["variants"].items()
         )
+        weights = {name: variant["weight"] for name, variant in target["variants"].items()}
+        if ready and state.get("rollout") and state["EndpointStatus"] == "Updating":
+            action, progress = rollout.step(state["rollout"], now, self.firing_alarms)
+            if action.startswith("rollback:"):
+                return self._roll_back(state, fleet, "Rolled back: " + action.split(":", 1)[1])
+            if action != "done":
+                canary = {"config": target["config"], "weights": weights, "share": rollout.green_share(progress)}
+                return {**state, "rollout": progress, "live": {**state["live"], "canary": canary}}, fleet
+            state = {**state, "rollout": None, "drain": max(DRAIN_SECONDS, progress["termination_wait"])}
         if ready:
-            weights = {name: variant["weight"] for name, variant in target["variants"].items()}
             state = {**state, "live": {"config": target["config"], "weights": weights}, "live_target": target}
             if state["EndpointStatus"] in ("Creating", "Updating"):
                 state.update(EndpointStatus="InService", LastModifiedTime=now)
@@ -148,7 +168,7 @@ class EndpointController:
             if current or instance["status"] in ("stopping", "failed") or not ready:
                 retired.append(instance)
             elif instance["retire_at"] is None:
-                retired.append({**instance, "retire_at": now + DRAIN_SECONDS})
+                retired.append({**instance, "retire_at": now + float(state.get("drain", DRAIN_SECONDS))})
             elif now >= instance["retire_at"]:
                 retired.append(self.fleet.stop(instance))
             else:
@@ -181,10 +201,21 @@ def _route(name: str, state: dict[str, Any]) -> Route | None:
     live = state.get("live")
     if not live:
         return None
-    variants = []
-    for variant, weight in live["weights"].items():
-        ports = tuple(i["port"] for i in state["fleet"]
-                      if i["config"] == live["config"] and i["variant"] == variant and i["status"] == "ready")
-        if ports:
-            variants.append(VariantRoute(variant, weight, ports))
+    canary = live.get("canary")
+    share = float(canary["share"]) if canary else 0.0
+    variants = _variant_routes(state["fleet"], live["config"], live["weights"], 1.0 - share)
+    if canary:
+        variants += _variant_routes(state["fleet"], canary["config"], canary["weights"], share)
     return Route(name, tuple(variants)) if variants else None
+
+
+def _variant_routes(fleet: list[dict[str, Any]], config: str, weights: dict[str, float], share: float) -> list[VariantRoute]:
+    """The ready variants of one config, their weights scaled so the config gets ``share``."""
+    total = sum(weights.values()) or 1.0
+    routes = []
+    for variant, weight in weights.items():
+        ports = tuple(i["port"] for i in fleet
+                      if i["config"] == config and i["variant"] == variant and i["status"] == "ready")
+        if ports and share > 0:
+            routes.append(VariantRoute(variant, weight / total * share, ports))
+    return routes

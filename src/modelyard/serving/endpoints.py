@@ -15,7 +15,7 @@ from typing import Any
 from modelyard.api.listing import list_page
 from modelyard.core.errors import ValidationError
 from modelyard.core.settings import Settings
-from modelyard.serving import spec
+from modelyard.serving import rollout, spec
 from modelyard.serving.service import Catalog, ModelService
 from modelyard.store.base import MetadataStore, Record
 from modelyard.store.mutate import mutate
@@ -72,11 +72,14 @@ class EndpointService:
         return {"Endpoints": endpoints, "NextToken": token}
 
     def update(self, params: dict[str, Any]) -> dict[str, Any]:
-        for field in ("DeploymentConfig", "ExcludeRetainedVariantProperties"):
-            if params.get(field):
-                raise ValidationError(f"UpdateEndpoint: {field} is not supported by modelyard yet.")
+        if params.get("ExcludeRetainedVariantProperties"):
+            raise ValidationError("UpdateEndpoint: ExcludeRetainedVariantProperties is not supported by modelyard yet.")
         record = self._idle(params["EndpointName"], "update")
         target = self._target(params["EndpointConfigName"])
+        plan = None
+        if params.get("DeploymentConfig"):
+            green = sum(v["count"] for v in target["variants"].values())
+            plan = rollout.plan(params["DeploymentConfig"], green)
         if params.get("RetainAllVariantProperties"):
             for name, variant in target["variants"].items():
                 current = record.state["target"]["variants"].get(name)
@@ -84,7 +87,8 @@ class EndpointService:
                     variant.update(count=current["count"], weight=current["weight"])
 
         def change(state: dict[str, Any]) -> dict[str, Any]:
-            return {**state, "EndpointStatus": "Updating", "target": target, "FailureReason": None}
+            return {**state, "EndpointStatus": "Updating", "target": target, "FailureReason": None,
+                    "rollout": plan}
 
         self._change(record, change)
         return {"EndpointArn": record.arn}
