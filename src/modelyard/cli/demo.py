@@ -103,8 +103,36 @@ def _serve(estimator: object, validation: Path) -> None:
     click.secho("6. InvokeEndpoint with 5 validation rows (text/csv)", bold=True)
     for label, score in zip(rows[:, 0], scores, strict=True):
         click.echo(f"   label {int(label)}  predicted probability {score:.3f}")
+    _canary(estimator, predictor, rows[:1, 1:])
     predictor.delete_endpoint()
     click.echo(f"   deleted endpoint {predictor.endpoint_name}")
+
+
+def _canary(estimator: object, predictor: object, row: object) -> None:
+    """A canary update to a second model version, with traffic counted while it bakes."""
+    import threading
+    from collections import Counter
+
+    from modelyard.sdk.model import Model
+
+    click.secho("7. Canary update: 50 % of traffic to version 2 for 4 s, then all of it", bold=True)
+    version2 = Model(model_data=estimator.model_data, image_uri=estimator.image_uri,  # type: ignore[attr-defined]
+                     session=estimator.session).create()  # type: ignore[attr-defined]
+    policy = {"BlueGreenUpdatePolicy": {"TrafficRoutingConfiguration": {
+        "Type": "CANARY", "WaitIntervalInSeconds": 4,
+        "CanarySize": {"Type": "CAPACITY_PERCENT", "Value": 50}}}}
+    done = threading.Event()
+    update = threading.Thread(target=lambda: (predictor.update(version2, variant_name="Version2",  # type: ignore[attr-defined]
+                                                               deployment_config=policy), done.set()))
+    update.start()
+    seen: Counter[str] = Counter()
+    while not done.is_set():
+        predictor.predict(row)  # type: ignore[attr-defined]
+        seen[predictor.last_variant] += 1  # type: ignore[attr-defined]
+    update.join()
+    shares = ", ".join(f"{variant}: {count}" for variant, count in seen.items())
+    click.echo(f"   requests during the update, by variant: {shares}; none failed")
+    click.echo(f"   endpoint now serves {predictor.endpoint()['EndpointConfigName']}")  # type: ignore[attr-defined]
 
 
 def _local_path(home: Path, uri: str) -> str:

@@ -40,6 +40,38 @@ class Predictor:
         self.last_variant = response.get("InvokedProductionVariant")
         return self.deserializer.deserialize(response["Body"].read(), response.get("ContentType", ""))
 
+    def update(
+        self,
+        model_name: str,
+        instance_type: str = "ml.m5.large",
+        initial_instance_count: int = 1,
+        variant_name: str | None = None,
+        deployment_config: dict[str, Any] | None = None,
+        wait: bool = True,
+    ) -> dict[str, Any]:
+        """Move the endpoint to ``model_name`` with a new endpoint config (UpdateEndpoint).
+
+        ``deployment_config`` is SageMaker's DeploymentConfig, e.g. a canary::
+
+            {"BlueGreenUpdatePolicy": {"TrafficRoutingConfiguration": {
+                "Type": "CANARY", "WaitIntervalInSeconds": 60,
+                "CanarySize": {"Type": "CAPACITY_PERCENT", "Value": 10}}},
+             "AutoRollbackConfiguration": {"Alarms": [{"AlarmName": "my-5xx-alarm"}]}}
+        """
+        from modelyard.sdk.model import wait_for_endpoint
+        from modelyard.sdk.naming import name_from_base
+
+        config = name_from_base(f"{self.endpoint_name[:24]}-config")
+        self.session.sagemaker.create_endpoint_config(EndpointConfigName=config, ProductionVariants=[{
+            "VariantName": variant_name or model_name[:63], "ModelName": model_name,
+            "InstanceType": instance_type, "InitialInstanceCount": initial_instance_count,
+        }])
+        kwargs: dict[str, Any] = {"EndpointName": self.endpoint_name, "EndpointConfigName": config}
+        if deployment_config:
+            kwargs["DeploymentConfig"] = deployment_config
+        self.session.sagemaker.update_endpoint(**kwargs)
+        return wait_for_endpoint(self.session, self.endpoint_name) if wait else self.endpoint()
+
     def endpoint(self) -> dict[str, Any]:
         """DescribeEndpoint of this endpoint."""
         return dict(self.session.sagemaker.describe_endpoint(EndpointName=self.endpoint_name))
