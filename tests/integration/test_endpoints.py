@@ -50,9 +50,9 @@ def boosters(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Any, P
 
 
 def _create_model(sm: Any, name: str, data: Path, image: str = XGBOOST_IMAGE, env: dict[str, str] | None = None) -> None:
-    container: dict[str, Any] = {"Image": image, "ModelDataUrl": str(data)}
-    if env:
-        container["Environment"] = env
+    # one worker per instance keeps the suite light on a 2-core machine
+    container: dict[str, Any] = {"Image": image, "ModelDataUrl": str(data),
+                                 "Environment": {"SAGEMAKER_MODEL_SERVER_WORKERS": "1", **(env or {})}}
     sm.create_model(ModelName=name, PrimaryContainer=container, ExecutionRoleArn=ROLE)
 
 
