@@ -9,7 +9,10 @@ import modelyard
 
 
 def test_public_names() -> None:
-    assert sorted(modelyard.__all__) == ["Estimator", "Model", "Predictor", "Session", "TrainingFailed", "__version__"]
+    assert sorted(modelyard.__all__) == [
+        "Estimator", "Model", "Predictor", "Session", "TrainingFailed", "TransformFailed",
+        "Transformer", "__version__",
+    ]
     for name in modelyard.__all__:
         assert getattr(modelyard, name) is not None
 

@@ -47,10 +47,12 @@ class ModelyardTarget(Target):
     def __init__(self, model: BenchModel, workdir: Path, workers: int) -> None:
         super().__init__(model, workdir, workers)
         self.server: RunningServer | None = None
+        self.starts = 0
 
     def start(self) -> None:
+        self.starts += 1  # a fresh home each round: the same names are created again
         # a deployed server does not check its own responses against the API model
-        self.server = start_server(self.workdir / "modelyard-home",
+        self.server = start_server(self.workdir / f"modelyard-home-{self.starts}",
                                    {"MODELYARD_STRICT_RESPONSES": "0"})
         sm = self.server.client("sagemaker")
         sm.create_model(ModelName=ENDPOINT, ExecutionRoleArn=ROLE, PrimaryContainer={

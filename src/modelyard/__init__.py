@@ -10,13 +10,17 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-__all__ = ["Estimator", "Model", "Predictor", "Session", "TrainingFailed", "__version__"]
+__all__ = [
+    "Estimator", "Model", "Predictor", "Session", "TrainingFailed", "TransformFailed", "Transformer",
+    "__version__",
+]
 
 if TYPE_CHECKING:
     from modelyard.sdk.estimator import Estimator, TrainingFailed
     from modelyard.sdk.model import Model
     from modelyard.sdk.predictor import Predictor
     from modelyard.sdk.session import Session
+    from modelyard.sdk.transformer import Transformer, TransformFailed
 
 
 def __getattr__(name: str) -> Any:
@@ -37,4 +41,8 @@ def __getattr__(name: str) -> Any:
         from modelyard.sdk.session import Session
 
         return Session
+    if name in ("Transformer", "TransformFailed"):
+        from modelyard.sdk import transformer
+
+        return getattr(transformer, name)
     raise AttributeError(name)

@@ -343,3 +343,50 @@ def test_update_to_a_broken_model_rolls_back(server: RunningServer, sm: Any, end
     assert "cannot even import" in endpoint["FailureReason"]
     answer = server.client("sagemaker-runtime").invoke_endpoint(EndpointName="xgb", ContentType="text/csv", Body=_rows(1)[1])
     assert answer["InvokedProductionVariant"] == "AllTraffic"
+
+
+def test_alarm_during_canary_rolls_back(server: RunningServer, sm: Any, boosters: dict[str, tuple[Any, Path]], tmp_path: Path) -> None:
+    failing = _model_tar(tmp_path, {"code/inference.py": (
+        b"def model_fn(model_dir):\n    return None\n"
+        b"def predict_fn(data, model):\n    raise RuntimeError('version 2 is broken')\n")})
+    _create_model(sm, "alarm-v1", boosters["small"][1])
+    _create_model(sm, "alarm-v2", failing, image=SKLEARN_IMAGE, env={"SAGEMAKER_PROGRAM": "inference.py"})
+    _config(sm, "alarm-c1", [("Stable", "alarm-v1", 1.0)])
+    _config(sm, "alarm-c2", [("Broken", "alarm-v2", 1.0)])
+    sm.create_endpoint(EndpointName="guarded", EndpointConfigName="alarm-c1")
+    _wait(sm, "guarded")
+    server.client("cloudwatch").put_metric_alarm(
+        AlarmName="guarded-5xx", Namespace="AWS/SageMaker", MetricName="Invocation5XXErrors",
+        Dimensions=[{"Name": "EndpointName", "Value": "guarded"}, {"Name": "VariantName", "Value": "Broken"}],
+        Statistic="Sum", Period=1, EvaluationPeriods=1, Threshold=0, ComparisonOperator="GreaterThanThreshold",
+        TreatMissingData="notBreaching",
+    )
+    runtime = server.client("sagemaker-runtime")
+    body = _rows(1)[1]
+    outcomes: list[str] = []
+    stop = threading.Event()
+
+    def load() -> None:
+        client = server.client("sagemaker-runtime")
+        deadline = time.monotonic() + 120
+        while not stop.is_set() and time.monotonic() < deadline:
+            try:
+                outcomes.append(client.invoke_endpoint(EndpointName="guarded", ContentType="text/csv", Body=body)["InvokedProductionVariant"])
+            except ClientError as e:
+                outcomes.append(e.response["Error"]["Code"])
+
+    thread = threading.Thread(target=load)
+    thread.start()
+    sm.update_endpoint(EndpointName="guarded", EndpointConfigName="alarm-c2", DeploymentConfig={
+        "BlueGreenUpdatePolicy": {"TrafficRoutingConfiguration": {
+            "Type": "CANARY", "WaitIntervalInSeconds": 60, "CanarySize": {"Type": "CAPACITY_PERCENT", "Value": 25}}},
+        "AutoRollbackConfiguration": {"Alarms": [{"AlarmName": "guarded-5xx"}]},
+    })
+    endpoint = _wait(sm, "guarded", timeout=60)  # long before the 60 s bake would end
+    stop.set()
+    thread.join(30)
+    assert endpoint["EndpointConfigName"] == "alarm-c1"
+    assert "guarded-5xx" in endpoint["FailureReason"]
+    assert "ModelError" in outcomes  # the canary did get traffic, and failed
+    after = runtime.invoke_endpoint(EndpointName="guarded", ContentType="text/csv", Body=body)
+    assert after["InvokedProductionVariant"] == "Stable"

@@ -1,12 +1,18 @@
-"""The part of CloudWatch metrics that reads training-job metrics as time series.
+"""The part of CloudWatch metrics that reads modelyard's own metrics as time series.
 
 Served on the same endpoint as the SageMaker API (awsJson 1.0,
 ``X-Amz-Target: GraniteServiceVersion20100801.<Op>``), so a ``cloudwatch`` client pointed at
 modelyard's URL works, and with it the SDK's ``TrainingJobAnalytics``: ListMetrics,
-GetMetricStatistics and GetMetricData over the points that a job's ``MetricDefinitions``
-extracted from its logs.
+GetMetricStatistics and GetMetricData.
 
-Each metric of a job appears in namespace ``/aws/sagemaker/TrainingJobs`` under two dimension
+The operations are written once over :class:`MetricSource`, one per namespace: a source lists
+its series and gives a :class:`StatisticSet` (count, sum, min, max, as CloudWatch itself keeps
+them) per period. Two sources exist: training-job metrics (below) and endpoint invocation
+metrics under ``AWS/SageMaker`` (:mod:`modelyard.serving.metrics`). Alarms and autoscaling read
+through :meth:`MetricsService.datapoints` too.
+
+Training jobs: the points that a job's ``MetricDefinitions`` extracted from its logs. Each
+metric of a job appears in namespace ``/aws/sagemaker/TrainingJobs`` under two dimension
 sets, as SageMaker publishes them:
 
 - ``TrainingJobName=<job>``: every host's points together (what ``TrainingJobAnalytics`` reads);
@@ -24,7 +30,7 @@ import dataclasses
 import math
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from modelyard.core.errors import ValidationError
 from modelyard.store.base import MetadataStore, MetricPoint, Query, RecordNotFound
@@ -63,6 +69,63 @@ class MissingParameter(ValidationError):
 
 
 @dataclasses.dataclass(frozen=True)
+class StatisticSet:
+    """The summary CloudWatch keeps of the values in one period; every statistic derives from it."""
+
+    count: float
+    total: float
+    minimum: float
+    maximum: float
+
+    @classmethod
+    def of(cls, values: Sequence[float]) -> StatisticSet:
+        """The summary of some values (at least one)."""
+        return cls(float(len(values)), math.fsum(values), min(values), max(values))
+
+    def value(self, name: str) -> float:
+        """One statistic: ``Average``, ``Sum``, ``Minimum``, ``Maximum`` or ``SampleCount``."""
+        if name == "SampleCount":
+            return self.count
+        if name == "Sum":
+            return self.total
+        if name == "Average":
+            return self.total / self.count
+        if name == "Minimum":
+            return self.minimum
+        if name == "Maximum":
+            return self.maximum
+        raise InvalidParameterValue(f"The statistic {name} is not supported by modelyard.")
+
+
+#: A series' unit and its statistics by period start (epoch seconds).
+Reading = tuple[str, dict[float, StatisticSet]]
+Dimensions = Sequence[Mapping[str, str]]
+
+
+class MetricSource(Protocol):
+    """The metrics of one namespace.
+
+    A dimension set names a series exactly: ``read`` answers ``None`` for any set that is not
+    exactly one series' (CloudWatch matches dimension sets whole, in any order).
+    """
+
+    namespace: str
+
+    def series(
+        self, metric: str | None, filters: Dimensions
+    ) -> Iterable[tuple[str, list[dict[str, str]], float]]:
+        """``(metric, dimensions, time of the last value)`` of every series with data.
+
+        ``metric`` and ``filters`` (ListMetrics' dimension filters) are hints a source may use
+        to read less; the caller applies them again.
+        """
+
+    def read(self, metric: str, dimensions: Dimensions, start: float, end: float,
+             period: int) -> Reading | None:
+        """Statistics per ``period`` over ``[start, end)``, ``start`` rounded down to a period."""
+
+
+@dataclasses.dataclass(frozen=True)
 class Series:
     """One CloudWatch metric: a job's metric over all hosts (``host=None``) or over one host."""
 
@@ -74,10 +137,6 @@ class Series:
         if self.host is None:
             return [{"Name": JOB_DIMENSION, "Value": self.job}]
         return [{"Name": HOST_DIMENSION, "Value": f"{self.job}/algo-{self.host}"}]
-
-    def describe(self) -> dict[str, Any]:
-        """The ListMetrics entry of this series."""
-        return {"Namespace": NAMESPACE, "MetricName": self.metric, "Dimensions": self.dimensions()}
 
     def selects(self, point: MetricPoint) -> bool:
         return point.name == self.metric and (self.host is None or host_of(point) == self.host)
@@ -121,17 +180,7 @@ def bucket_values(
 
 def statistic(name: str, values: Sequence[float]) -> float:
     """One CloudWatch statistic (``Average``, ``Sum``, ``Minimum``, ``Maximum``, ``SampleCount``)."""
-    if name == "SampleCount":
-        return float(len(values))
-    if name == "Sum":
-        return math.fsum(values)
-    if name == "Average":
-        return math.fsum(values) / len(values)
-    if name == "Minimum":
-        return min(values)
-    if name == "Maximum":
-        return max(values)
-    raise InvalidParameterValue(f"The statistic {name} is not supported by modelyard.")
+    return StatisticSet.of(values).value(name)
 
 
 def check_period(period: int, where: str = "Period") -> None:
@@ -147,108 +196,28 @@ def check_range(start: float, end: float) -> None:
         raise InvalidParameterValue("The parameter StartTime must be less than the parameter EndTime.")
 
 
-class MetricsService:
-    """ListMetrics, GetMetricStatistics and GetMetricData over training-job metric points."""
+class TrainingJobMetrics:
+    """The training-job metric source: points extracted from job logs, in the metadata store."""
 
-    def __init__(self, store: MetadataStore, clock: Callable[[], float] = time.time) -> None:
+    namespace = NAMESPACE
+
+    def __init__(self, store: MetadataStore) -> None:
         self.store = store
-        self.clock = clock
 
-    def operations(self) -> dict[str, Handler]:
-        return {
-            "ListMetrics": self.list_metrics,
-            "GetMetricStatistics": self.get_metric_statistics,
-            "GetMetricData": self.get_metric_data,
-        }
+    def series(
+        self, metric: str | None, filters: Dimensions
+    ) -> Iterator[tuple[str, list[dict[str, str]], float]]:
+        for series, last_seen in self._all_series(_job_filter(filters), metric):
+            yield series.metric, series.dimensions(), last_seen
 
-    # --- operations ----------------------------------------------------------------------
-    def list_metrics(self, params: dict[str, Any]) -> dict[str, Any]:
-        if params.get("Namespace", NAMESPACE) != NAMESPACE:
-            return {"Metrics": []}
-        filters = params.get("Dimensions", [])
-        recent_after = self.clock() - _RECENT_SECONDS if params.get("RecentlyActive") else None
-        found = [
-            s.describe()
-            for s, last_seen in self._all_series(_job_filter(filters), params.get("MetricName"))
-            if _matches(s, filters) and (recent_after is None or last_seen >= recent_after)
-        ]
-        start = _offset(params.get("NextToken"))
-        out: dict[str, Any] = {"Metrics": found[start : start + _LIST_PAGE]}
-        if start + _LIST_PAGE < len(found):
-            out["NextToken"] = str(start + _LIST_PAGE)
-        return out
-
-    def get_metric_statistics(self, params: dict[str, Any]) -> dict[str, Any]:
-        start, end, period = params["StartTime"], params["EndTime"], params["Period"]
-        statistics = _requested_statistics(params)
-        check_range(start, end)
-        check_period(period)
-        requested = math.ceil((end - start) / period)
-        if requested > _MAX_STATISTICS_POINTS:
-            raise InvalidParameterCombination(
-                f"You have requested up to {requested:,} datapoints, which exceeds the limit of "
-                f"{_MAX_STATISTICS_POINTS:,}. You may reduce the datapoints requested by increasing "
-                "Period, or decreasing the time range."
-            )
-        metric = params["MetricName"]
-        series = series_of(params["Namespace"], metric, params.get("Dimensions", []))
-        buckets = self._buckets(series, start, end, period, params.get("Unit"))
-        datapoints = [
-            {"Timestamp": at, "Unit": _UNIT, **{s: statistic(s, values) for s in statistics}}
-            for at, values in buckets.items()
-        ]
-        return {"Label": metric, "Datapoints": datapoints}
-
-    def get_metric_data(self, params: dict[str, Any]) -> dict[str, Any]:
-        start, end = params["StartTime"], params["EndTime"]
-        check_range(start, end)
-        queries = params["MetricDataQueries"]
-        _check_ids(queries)
-        descending = params.get("ScanBy", "TimestampDescending") == "TimestampDescending"
-        results = [self._query_result(q, start, end, descending) for q in queries]
-        results = [r for q, r in zip(queries, results) if q.get("ReturnData", True)]
-        limit = int(params.get("MaxDatapoints", _MAX_DATA_POINTS))
-        if limit < 1:
-            raise InvalidParameterValue("The parameter MaxDatapoints must be greater than 0.")
-        page, token = _page_results(results, _offset(params.get("NextToken")), limit)
-        out: dict[str, Any] = {"MetricDataResults": page, "Messages": []}
-        if token is not None:
-            out["NextToken"] = token
-        return out
-
-    # --- reading points --------------------------------------------------------------------
-    def _buckets(
-        self, series: Series | None, start: float, end: float, period: int, unit: str | None
-    ) -> dict[float, list[float]]:
-        # Points carry no unit, so asking for a unit other than None finds nothing (as in CloudWatch).
-        if series is None or unit not in (None, _UNIT):
-            return {}
+    def read(self, metric: str, dimensions: Dimensions, start: float, end: float,
+             period: int) -> Reading | None:
+        series = series_of(NAMESPACE, metric, dimensions)
+        if series is None:
+            return None
         points = [p for p in self._points(series.job) if series.selects(p)]
-        return bucket_values(points, start, end, period)
-
-    def _query_result(
-        self, query: Mapping[str, Any], start: float, end: float, descending: bool
-    ) -> dict[str, Any]:
-        stat = query.get("MetricStat")
-        if stat is None:
-            raise InvalidParameterValue(
-                f"The query {query['Id']} has no MetricStat; metric math expressions are not "
-                "supported by modelyard."
-            )
-        check_period(stat["Period"], "MetricStat.Period")
-        metric = stat["Metric"]
-        name = metric.get("MetricName", "")
-        series = series_of(metric.get("Namespace", ""), name, metric.get("Dimensions", []))
-        buckets = self._buckets(series, start, end, stat["Period"], stat.get("Unit"))
-        pairs = [(at, statistic(stat["Stat"], values)) for at, values in buckets.items()]
-        if descending:
-            pairs.reverse()
-        return {
-            "Id": query["Id"],
-            "Label": query.get("Label") or name,
-            "Timestamps": [at for at, _ in pairs],
-            "Values": [value for _, value in pairs],
-        }
+        buckets = bucket_values(points, start, end, period)
+        return _UNIT, {at: StatisticSet.of(values) for at, values in buckets.items()}
 
     def _points(self, job: str) -> list[MetricPoint]:
         try:
@@ -270,6 +239,123 @@ class MetricsService:
             yield from sorted(last_seen.items(), key=lambda item: _series_order(item[0]))
 
 
+class MetricsService:
+    """ListMetrics, GetMetricStatistics and GetMetricData over every metric source.
+
+    Training-job metrics are always served; ``sources`` adds more namespaces.
+    """
+
+    def __init__(self, store: MetadataStore, clock: Callable[[], float] = time.time,
+                 sources: Sequence[MetricSource] = ()) -> None:
+        self.store = store
+        self.clock = clock
+        every: list[MetricSource] = [TrainingJobMetrics(store), *sources]
+        self.sources = {source.namespace: source for source in every}
+
+    def operations(self) -> dict[str, Handler]:
+        return {
+            "ListMetrics": self.list_metrics,
+            "GetMetricStatistics": self.get_metric_statistics,
+            "GetMetricData": self.get_metric_data,
+        }
+
+    def datapoints(self, namespace: str, metric: str, dimensions: Dimensions, start: float,
+                   end: float, period: int, unit: str | None = None) -> Reading:
+        """The statistics of one series per period; no periods for a series that does not exist.
+
+        Asking for a unit other than the series' own finds nothing, as in CloudWatch.
+        """
+        source = self.sources.get(namespace)
+        reading = source.read(metric, dimensions, start, end, period) if source else None
+        if reading is None or unit not in (None, reading[0]):
+            return unit or _UNIT, {}
+        return reading
+
+    # --- operations ----------------------------------------------------------------------
+    def list_metrics(self, params: dict[str, Any]) -> dict[str, Any]:
+        namespace = params.get("Namespace")
+        sources = [self.sources[namespace]] if namespace in self.sources else []
+        if namespace is None:
+            sources = list(self.sources.values())
+        filters = params.get("Dimensions", [])
+        wanted = params.get("MetricName")
+        recent_after = self.clock() - _RECENT_SECONDS if params.get("RecentlyActive") else None
+        found = [
+            {"Namespace": source.namespace, "MetricName": metric, "Dimensions": dimensions}
+            for source in sources
+            for metric, dimensions, last_seen in source.series(wanted, filters)
+            if (wanted is None or metric == wanted) and _matches(dimensions, filters)
+            and (recent_after is None or last_seen >= recent_after)
+        ]
+        start = _offset(params.get("NextToken"))
+        out: dict[str, Any] = {"Metrics": found[start : start + _LIST_PAGE]}
+        if start + _LIST_PAGE < len(found):
+            out["NextToken"] = str(start + _LIST_PAGE)
+        return out
+
+    def get_metric_statistics(self, params: dict[str, Any]) -> dict[str, Any]:
+        start, end, period = params["StartTime"], params["EndTime"], params["Period"]
+        statistics = _requested_statistics(params)
+        check_range(start, end)
+        check_period(period)
+        requested = math.ceil((end - start) / period)
+        if requested > _MAX_STATISTICS_POINTS:
+            raise InvalidParameterCombination(
+                f"You have requested up to {requested:,} datapoints, which exceeds the limit of "
+                f"{_MAX_STATISTICS_POINTS:,}. You may reduce the datapoints requested by increasing "
+                "Period, or decreasing the time range."
+            )
+        metric = params["MetricName"]
+        unit, buckets = self.datapoints(params["Namespace"], metric, params.get("Dimensions", []),
+                                        start, end, period, params.get("Unit"))
+        datapoints = [
+            {"Timestamp": at, "Unit": unit, **{s: summary.value(s) for s in statistics}}
+            for at, summary in buckets.items()
+        ]
+        return {"Label": metric, "Datapoints": datapoints}
+
+    def get_metric_data(self, params: dict[str, Any]) -> dict[str, Any]:
+        start, end = params["StartTime"], params["EndTime"]
+        check_range(start, end)
+        queries = params["MetricDataQueries"]
+        _check_ids(queries)
+        descending = params.get("ScanBy", "TimestampDescending") == "TimestampDescending"
+        results = [self._query_result(q, start, end, descending) for q in queries]
+        results = [r for q, r in zip(queries, results) if q.get("ReturnData", True)]
+        limit = int(params.get("MaxDatapoints", _MAX_DATA_POINTS))
+        if limit < 1:
+            raise InvalidParameterValue("The parameter MaxDatapoints must be greater than 0.")
+        page, token = _page_results(results, _offset(params.get("NextToken")), limit)
+        out: dict[str, Any] = {"MetricDataResults": page, "Messages": []}
+        if token is not None:
+            out["NextToken"] = token
+        return out
+
+    def _query_result(
+        self, query: Mapping[str, Any], start: float, end: float, descending: bool
+    ) -> dict[str, Any]:
+        stat = query.get("MetricStat")
+        if stat is None:
+            raise InvalidParameterValue(
+                f"The query {query['Id']} has no MetricStat; metric math expressions are not "
+                "supported by modelyard."
+            )
+        check_period(stat["Period"], "MetricStat.Period")
+        metric = stat["Metric"]
+        name = metric.get("MetricName", "")
+        _, buckets = self.datapoints(metric.get("Namespace", ""), name, metric.get("Dimensions", []),
+                                     start, end, stat["Period"], stat.get("Unit"))
+        pairs = [(at, summary.value(stat["Stat"])) for at, summary in buckets.items()]
+        if descending:
+            pairs.reverse()
+        return {
+            "Id": query["Id"],
+            "Label": query.get("Label") or name,
+            "Timestamps": [at for at, _ in pairs],
+            "Values": [value for _, value in pairs],
+        }
+
+
 def _series_order(series: Series) -> tuple[str, int]:
     # the job-wide series first, then hosts by number (algo-2 before algo-10)
     return series.metric, series.host or 0
@@ -284,9 +370,9 @@ def _job_filter(filters: Sequence[Mapping[str, str]]) -> str | None:
     return None
 
 
-def _matches(series: Series, filters: Sequence[Mapping[str, str]]) -> bool:
+def _matches(dimensions: Dimensions, filters: Dimensions) -> bool:
     """ListMetrics semantics: every filter names a dimension the series has (with that value)."""
-    have = {d["Name"]: d["Value"] for d in series.dimensions()}
+    have = {d["Name"]: d["Value"] for d in dimensions}
     return all(
         f["Name"] in have and f.get("Value", have[f["Name"]]) == have[f["Name"]] for f in filters
     )

@@ -23,6 +23,7 @@ SERVED_SERVICES: tuple[str, ...] = (
     "sagemaker-featurestore-runtime",
     "logs",
     "cloudwatch",
+    "application-autoscaling",
     "sts",
 )
 

@@ -16,6 +16,7 @@ Handler = Callable[[dict[str, Any]], dict[str, Any]]
 # ARN resource type -> store kind; capabilities add theirs as they arrive
 KINDS_BY_ARN_TYPE = {
     "training-job": "TrainingJob",
+    "transform-job": "TransformJob",
     "model": "Model",
     "endpoint-config": "EndpointConfig",
     "endpoint": "Endpoint",

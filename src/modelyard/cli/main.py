@@ -75,8 +75,10 @@ def _register_subcommands() -> None:
     from modelyard.cli.demo import demo
     from modelyard.cli.endpoints import endpoints
     from modelyard.cli.training import logs, training_jobs
+    from modelyard.cli.transform import transform_jobs
 
     cli.add_command(training_jobs)
+    cli.add_command(transform_jobs)
     cli.add_command(logs, "logs")  # `modelyard logs -f JOB`, short for training-jobs logs
     cli.add_command(demo)
     cli.add_command(endpoints)

@@ -18,6 +18,7 @@ variables, then the defaults below. Nothing here is read at import time.
 | memory_gib         | MODELYARD_MEMORY_GIB         | the machine's memory                   |
 | gpus               | MODELYARD_GPUS               | 0                                      |
 | isolation          | MODELYARD_ISOLATION          | ``auto`` (``namespace`` when root, else ``rewrite``) |
+| autoscaling_period_seconds | MODELYARD_AUTOSCALING_PERIOD_SECONDS | 60 (one target-tracking datapoint; tests use 1) |
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from pathlib import Path
 _PREFIX = "MODELYARD_"
 
 # Fields that never leave the server process: job processes get only what they need.
-_SERVER_ONLY = frozenset({"db_url", "host", "port"})
+_SERVER_ONLY = frozenset({"db_url", "host", "port", "autoscaling_period_seconds"})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,6 +52,9 @@ class Settings:
     memory_gib: float = 0.0
     gpus: int = 0
     isolation: str = "auto"
+    # Target tracking scales out after 3 datapoints above target and in after 15 below 90 % of
+    # it, as SageMaker's 1-minute alarms do; a shorter period makes that seconds (for tests).
+    autoscaling_period_seconds: int = 60
 
     @classmethod
     def load(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -65,7 +69,7 @@ class Settings:
         home = Path(str(values.pop("home", Path.home() / ".modelyard"))).expanduser().resolve()
         values.setdefault("db_url", f"sqlite:///{home / 'modelyard.db'}")
         values.setdefault("artifact_root", str(home / "artifacts"))
-        for name in ("port", "cpus", "gpus"):
+        for name in ("port", "cpus", "gpus", "autoscaling_period_seconds"):
             if name in values:
                 values[name] = int(str(values[name]))
         if "memory_gib" in values:

@@ -16,6 +16,7 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ from modelyard.compute.resources import Capacity, Slot
 from modelyard.core.settings import Settings
 from modelyard.jobs import status as js
 from modelyard.jobs.tail import read_new_lines
-from modelyard.runtime.plan import EVENTS_FILE, EXIT_STOPPED, LOGS_FILE, HostPlan
+from modelyard.runtime.plan import EVENTS_FILE, EXIT_STOPPED, LOGS_FILE, PlanFile
 from modelyard.store.base import MetadataStore, Record, RecordNotFound
 from modelyard.store.mutate import Mutation, mutate
 
@@ -37,6 +38,8 @@ class JobController(abc.ABC):
     kind: str = ""
     #: CloudWatch log group of this kind's streams
     log_group: str = ""
+    #: the module each host runs as ``python -m <module> <host_dir>``
+    runtime_module: str = "modelyard.runtime"
 
     def __init__(
         self,
@@ -55,7 +58,7 @@ class JobController(abc.ABC):
 
     # --- hooks ---------------------------------------------------------------------------
     @abc.abstractmethod
-    def host_plans(self, record: Record, attempt: int) -> list[HostPlan]:
+    def host_plans(self, record: Record, attempt: int) -> Sequence[PlanFile]:
         """The plan of every host for one attempt of the job."""
 
     @abc.abstractmethod
@@ -196,9 +199,9 @@ class JobController(abc.ABC):
             })
         return hosts
 
-    def _launch_spec(self, plan: HostPlan, host_dir: Path) -> LaunchSpec:
+    def _launch_spec(self, plan: PlanFile, host_dir: Path) -> LaunchSpec:
         # under namespace isolation the runtime unshares its own mount namespace
-        argv = [sys.executable, "-m", "modelyard.runtime", str(host_dir)]
+        argv = [sys.executable, "-m", self.runtime_module, str(host_dir)]
         env = {k: v for k, v in os.environ.items() if not k.startswith("MODELYARD_")}
         env.update(self.settings.job_environment())
         env["MODELYARD_HOME"] = str(self.settings.home)

@@ -10,7 +10,6 @@ output data, on the uploading host) → one ``exit`` event. Exit codes are those
 from __future__ import annotations
 
 import os
-import sys
 import traceback
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -26,7 +25,7 @@ from modelyard.runtime.plan import (
     EXIT_STOPPED,
     HostPlan,
 )
-from modelyard.runtime.reporting import Reporter
+from modelyard.runtime.reporting import Reporter, run_host
 from modelyard.runtime.supervisor import StopRequested, Supervisor, grace_seconds
 
 if TYPE_CHECKING:
@@ -111,27 +110,13 @@ class HostRun:
 
 def main(host_dir: Path) -> int:
     """Run the host in ``host_dir``; returns the process exit code."""
-    host_dir = host_dir.resolve()
-    reporter = Reporter(host_dir)
-    try:
-        plan = HostPlan.read(host_dir)
-    except Exception as e:
-        reason = f"InternalServerError: unreadable {host_dir / 'plan.json'}: {e}"
-        reporter.exit(EXIT_PLATFORM_ERROR, truncate(reason))
-        reporter.close()
-        return EXIT_PLATFORM_ERROR
-    code, failure = HostRun(host_dir, plan, reporter).execute()
-    reporter.exit(code, failure)
-    reporter.close()
-    return code
+    return cli([str(host_dir)])
 
 
 def cli(argv: list[str]) -> int:
     """``python -m modelyard.runtime <host_dir>``."""
-    if len(argv) != 1:
-        print("usage: python -m modelyard.runtime <host_dir>", file=sys.stderr)
-        return EXIT_PLATFORM_ERROR
-    return main(Path(argv[0]))
+    return run_host(argv, "modelyard.runtime", HostPlan.read,
+                    lambda d, plan, reporter: HostRun(d, plan, reporter).execute())
 
 
 __all__ = ["EXIT_OK", "HostRun", "cli", "main"]

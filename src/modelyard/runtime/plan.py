@@ -23,7 +23,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 PLAN_FILE = "plan.json"
 EVENTS_FILE = "events.jsonl"
@@ -33,6 +33,35 @@ EXIT_OK = 0
 EXIT_ALGORITHM_ERROR = 1
 EXIT_PLATFORM_ERROR = 2
 EXIT_STOPPED = 143
+
+
+class PlanFile:
+    """How every job plan travels: one ``plan.json`` in the host dir, replaced atomically.
+
+    Subclasses are frozen dataclasses with a ``host`` field (the kernel names streams and dirs
+    after it); one whose fields hold nested records overrides :meth:`from_json`.
+    """
+
+    host: str
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=1, sort_keys=True)  # type: ignore[call-overload]
+
+    @classmethod
+    def from_json(cls, text: str) -> Self:
+        return cls(**json.loads(text))
+
+    def write(self, host_dir: Path) -> Path:
+        host_dir.mkdir(parents=True, exist_ok=True)
+        path = host_dir / PLAN_FILE
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(self.to_json())
+        tmp.replace(path)
+        return path
+
+    @classmethod
+    def read(cls, host_dir: Path) -> Self:
+        return cls.from_json((host_dir / PLAN_FILE).read_text())
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,7 +79,7 @@ class ChannelPlan:
 
 
 @dataclasses.dataclass(frozen=True)
-class HostPlan:
+class HostPlan(PlanFile):
     """One host of one training job."""
 
     job_name: str
@@ -73,23 +102,8 @@ class HostPlan:
     master_port: int = 0  # torch distributed rendezvous port on 127.0.0.1 (0: not used)
     attempt: int = 1  # spot restarts count up from 1
 
-    def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), indent=1, sort_keys=True)
-
     @classmethod
     def from_json(cls, text: str) -> HostPlan:
         raw: dict[str, Any] = json.loads(text)
         raw["channels"] = [ChannelPlan(**c) for c in raw.get("channels", [])]
         return cls(**raw)
-
-    def write(self, host_dir: Path) -> Path:
-        host_dir.mkdir(parents=True, exist_ok=True)
-        path = host_dir / PLAN_FILE
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(self.to_json())
-        tmp.replace(path)
-        return path
-
-    @classmethod
-    def read(cls, host_dir: Path) -> HostPlan:
-        return cls.from_json((host_dir / PLAN_FILE).read_text())

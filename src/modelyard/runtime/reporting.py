@@ -8,12 +8,16 @@ its methods are thread-safe (the stdout and stderr pumps and the checkpoint sync
 from __future__ import annotations
 
 import json
+import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 from modelyard.runtime.plan import EVENTS_FILE, LOGS_FILE
+
+P = TypeVar("P")
 
 #: prefix of the lines the runtime itself writes into logs.jsonl, so readers tell them apart
 RUNTIME_PREFIX = "[modelyard] "
@@ -74,3 +78,33 @@ class Reporter:
         with self._lock:
             stream.write(text)
             stream.flush()
+
+
+def run_host(
+    argv: list[str],
+    module: str,
+    read_plan: Callable[[Path], P],
+    execute: Callable[[Path, P, Reporter], tuple[int, str | None]],
+) -> int:
+    """The ``main`` of a host runtime: read the plan, execute, write the one ``exit`` event.
+
+    ``argv`` is ``[<host_dir>]``; an unreadable plan is a platform error (exit code 2).
+    """
+    from modelyard.runtime.failures import truncate
+    from modelyard.runtime.plan import EXIT_PLATFORM_ERROR, PLAN_FILE
+
+    if len(argv) != 1:
+        print(f"usage: python -m {module} <host_dir>", file=sys.stderr)
+        return EXIT_PLATFORM_ERROR
+    host_dir = Path(argv[0]).resolve()
+    reporter = Reporter(host_dir)
+    try:
+        plan = read_plan(host_dir)
+    except Exception as e:
+        reason = f"InternalServerError: unreadable {host_dir / PLAN_FILE}: {e}"
+        code, failure = EXIT_PLATFORM_ERROR, truncate(reason)
+    else:
+        code, failure = execute(host_dir, plan, reporter)
+    reporter.exit(code, failure)
+    reporter.close()
+    return code

@@ -1,4 +1,4 @@
-"""Following a training job's logs through the CloudWatch Logs API, as the SageMaker SDK does."""
+"""Following a job's logs through the CloudWatch Logs API, as the SageMaker SDK does."""
 
 from __future__ import annotations
 
@@ -29,24 +29,41 @@ def follow_training_job(
     poll: float = 0.2,
     on_status: Callable[[dict[str, Any]], None] | None = None,
 ) -> Iterator[tuple[str, dict[str, Any]]]:
-    """Yield ``(stream name, event)`` for every log line of the job, in order per stream.
+    """Yield ``(stream name, event)`` for every log line of a training job (see :func:`follow_job`)."""
+    def describe() -> dict[str, Any]:
+        return dict(sagemaker.describe_training_job(TrainingJobName=job_name))
 
-    With ``follow``, keeps polling until the job is terminal and every stream is drained;
-    ``on_status`` receives each DescribeTrainingJob answer along the way.
+    return follow_job(describe, "TrainingJobStatus", logs, LOG_GROUP, job_name, follow, poll, on_status)
+
+
+def follow_job(
+    describe: Callable[[], dict[str, Any]],
+    status_key: str,
+    logs: Any,
+    log_group: str,
+    job_name: str,
+    follow: bool = True,
+    poll: float = 0.2,
+    on_status: Callable[[dict[str, Any]], None] | None = None,
+) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Yield ``(stream name, event)`` for every log line of any job kind, in order per stream.
+
+    With ``follow``, keeps polling until ``describe()[status_key]`` is terminal and every stream
+    is drained; ``on_status`` receives each ``describe()`` answer along the way.
     """
     tokens: dict[str, str | None] = {}
     while True:
-        job = sagemaker.describe_training_job(TrainingJobName=job_name)
+        job = describe()
         if on_status is not None:
             on_status(job)
-        done = job["TrainingJobStatus"] in TERMINAL
+        done = job[status_key] in TERMINAL
         streams = logs.describe_log_streams(
-            logGroupName=LOG_GROUP, logStreamNamePrefix=f"{job_name}/", orderBy="LogStreamName"
+            logGroupName=log_group, logStreamNamePrefix=f"{job_name}/", orderBy="LogStreamName"
         )["logStreams"]
         drained = True
         for stream in streams:
             name = stream["logStreamName"]
-            kwargs: dict[str, Any] = {"logGroupName": LOG_GROUP, "logStreamName": name, "startFromHead": True}
+            kwargs: dict[str, Any] = {"logGroupName": log_group, "logStreamName": name, "startFromHead": True}
             if tokens.get(name):
                 kwargs["nextToken"] = tokens[name]
             page = logs.get_log_events(**kwargs)

@@ -1,4 +1,4 @@
-"""A live progress line for a training job, with its log lines printed above it."""
+"""A live progress line for a job, with its log lines printed above it."""
 
 from __future__ import annotations
 
@@ -17,8 +17,11 @@ _console = Console(highlight=False)
 class JobProgress:
     """Shows ``<job>: <status> / <secondary status> (elapsed)`` while logs scroll above."""
 
-    def __init__(self, job_name: str) -> None:
+    def __init__(self, job_name: str, status_key: str = "TrainingJobStatus",
+                 secondary_key: str = "SecondaryStatus") -> None:
         self.job_name = job_name
+        self.status_key = status_key
+        self.secondary_key = secondary_key
         self.started = time.monotonic()
         self._status = Status(f"{job_name}: starting", console=_console)
         self._last: tuple[str, str] | None = None
@@ -32,7 +35,7 @@ class JobProgress:
         self._status.stop()
 
     def update(self, job: dict[str, Any]) -> None:
-        current = (job["TrainingJobStatus"], job["SecondaryStatus"])
+        current = (job[self.status_key], job[self.secondary_key])
         elapsed = time.monotonic() - self.started
         self._status.update(f"{self.job_name}: {current[0]} / {current[1]} ({elapsed:.0f}s)")
         if current != self._last:

@@ -2,14 +2,19 @@
 
 ``POST /`` carries every AWS-protocol call: ``X-Amz-Target: SageMaker.<Op>`` (the SageMaker
 API), ``X-Amz-Target: Logs_20140328.<Op>`` (CloudWatch Logs),
-``X-Amz-Target: GraniteServiceVersion20100801.<Op>`` (CloudWatch metrics, awsJson 1.0) and
+``X-Amz-Target: GraniteServiceVersion20100801.<Op>`` (CloudWatch metrics and alarms, awsJson
+1.0), ``X-Amz-Target: AnyScaleFrontendService.<Op>`` (Application Auto Scaling, awsJson 1.1) and
 form-encoded ``Action=GetCallerIdentity`` (STS). Every call is SigV4-signed with one of the
 platform's keys.
 ``GET /ping`` answers unsigned, for health checks and server discovery.
+``GET /metrics`` (Prometheus text) answers unsigned only while the server listens on a loopback
+address, since scrapers cannot sign; bound to any other address it wants a SigV4 signature,
+so that no one on the network reads endpoint traffic unsigned.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from urllib.parse import parse_qsl
 
@@ -36,7 +41,10 @@ def build_app(platform: Platform) -> ASGIApp:
         "SageMaker": JsonDispatcher("sagemaker", platform.sagemaker_operations(), strict),
         "Logs_20140328": JsonDispatcher("logs", platform.logs.operations(), strict),
         "GraniteServiceVersion20100801": JsonDispatcher(
-            "cloudwatch", platform.metrics.operations(), strict
+            "cloudwatch", platform.cloudwatch_operations(), strict
+        ),
+        "AnyScaleFrontendService": JsonDispatcher(
+            "application-autoscaling", platform.autoscaling.operations(), strict
         ),
     }
 
@@ -89,6 +97,17 @@ def build_app(platform: Platform) -> ASGIApp:
             return _response(*json_error_response_body(e, "sagemaker", rid))
         return JSONResponse({"TrainingJobName": name, "Interrupted": True})
 
+    metrics_unsigned = _is_loopback(platform.settings.host)
+
+    async def metrics(request: Request) -> Response:
+        if not metrics_unsigned:
+            try:
+                await authenticate(request, await request.body())
+            except ModelyardError as e:
+                return _response(*json_error_response_body(e, "sagemaker", new_request_id()))
+        text = platform.endpoint_metrics.render_prometheus()
+        return Response(text, media_type="text/plain; version=0.0.4; charset=utf-8")
+
     async def ping(request: Request) -> Response:
         return JSONResponse({"status": "ok", "service": "modelyard", "version": __version__})
 
@@ -96,6 +115,7 @@ def build_app(platform: Platform) -> ASGIApp:
         routes=[
             Route("/", aws, methods=["POST"]),
             Route("/ping", ping, methods=["GET"]),
+            Route("/metrics", metrics, methods=["GET"]),
             Route("/_modelyard/training-jobs/{name}/interrupt", interrupt, methods=["POST"]),
         ],
     )
@@ -109,6 +129,15 @@ def build_app(platform: Platform) -> ASGIApp:
             await control(scope, receive, send)
 
     return app
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:  # a host name: it may resolve to anything
+        return False
 
 
 def _response(status: int, headers: dict[str, str], body: bytes) -> Response:

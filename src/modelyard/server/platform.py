@@ -7,10 +7,12 @@ import os
 
 import psutil
 
+from modelyard.alarms import AlarmController, AlarmService, firing_alarms
 from modelyard.api.cloudwatch_logs import EndpointStreams, JobStreams, LogsService
 from modelyard.api.cloudwatch_metrics import MetricsService
 from modelyard.api.tags import TagService
 from modelyard.artifacts import Artifacts
+from modelyard.autoscaling import AutoScalingService, ScalingController
 from modelyard.compute.isolation import isolation_mode
 from modelyard.compute.local import LocalExecutor
 from modelyard.compute.resources import Capacity
@@ -18,15 +20,21 @@ from modelyard.core.credentials import load_or_create_credentials, lookup_secret
 from modelyard.core.settings import Settings
 from modelyard.jobs.loop import ReconcileLoop
 from modelyard.serving import spec as serving_spec
+from modelyard.serving.async_controller import AsyncInvocationController
+from modelyard.serving.async_invocations import AsyncInvocationHandler
 from modelyard.serving.controller import EndpointController
 from modelyard.serving.endpoints import EndpointService
 from modelyard.serving.fleet import Fleet
-from modelyard.serving.router import Router
+from modelyard.serving.metrics import EndpointMetrics, ready_instances
+from modelyard.serving.router import ASYNC_SUFFIX, STREAM_SUFFIX, Router
 from modelyard.serving.routes import RoutingTable
 from modelyard.serving.service import ModelService
+from modelyard.serving.streaming import ResponseStreamHandler
 from modelyard.store import open_store
 from modelyard.training.controller import TrainingJobController
 from modelyard.training.service import TrainingService
+from modelyard.transform.controller import TransformJobController
+from modelyard.transform.service import TransformService
 
 log = logging.getLogger(__name__)
 
@@ -50,30 +58,61 @@ class Platform:
         self.training_controller = TrainingJobController(
             settings, self.store, self.executor, self.capacity
         )
+        self.transform_controller = TransformJobController(
+            settings, self.store, self.executor, self.capacity
+        )
         self.routes = RoutingTable()
         self.endpoint_controller = EndpointController(
-            self.store, Fleet(settings, self.executor, isolation_mode(settings)), self.routes
+            self.store, Fleet(settings, self.executor, isolation_mode(settings)), self.routes,
+            firing_alarms=firing_alarms(self.store),
         )
-        self.loop = ReconcileLoop([self.training_controller, self.endpoint_controller])
+        self.async_controller = AsyncInvocationController(
+            self.store, self.artifacts, self.routes, settings.account_id
+        )
+        self.loop = ReconcileLoop(
+            [self.training_controller, self.transform_controller, self.endpoint_controller,
+             self.async_controller]
+        )
         self.training = TrainingService(
             settings, self.store, self.training_controller, self.loop.wake
         )
         self.models = ModelService(settings, self.store)
+        self.transform = TransformService(
+            settings, self.store, self.models.models, self.transform_controller, self.loop.wake
+        )
         self.endpoints = EndpointService(settings, self.store, self.models, self.loop.wake)
         self.router = Router(settings, self.routes, self.lookup_secret)
+        self.router.extra_routes[ASYNC_SUFFIX] = AsyncInvocationHandler(
+            self.router, self.store, self.artifacts, self.loop.wake
+        )
+        self.router.extra_routes[STREAM_SUFFIX] = ResponseStreamHandler(self.router)
         self.tags = TagService(settings, self.store)
         self.logs = LogsService([
-            JobStreams(self.training_controller), EndpointStreams(self.store, serving_spec.ENDPOINT),
+            JobStreams(self.training_controller), JobStreams(self.transform_controller),
+            EndpointStreams(self.store, serving_spec.ENDPOINT),
         ])
-        self.metrics = MetricsService(self.store)
+        self.endpoint_metrics = EndpointMetrics(ready_instances(self.routes))
+        self.router.observer = self.endpoint_metrics
+        self.metrics = MetricsService(self.store, sources=[self.endpoint_metrics])
+        self.alarms = AlarmService(settings, self.store, self.loop.wake)
+        self.autoscaling = AutoScalingService(settings, self.store, self.loop.wake)
+        # added last: they read the metrics and scale through the endpoint service
+        self.loop.controllers += [
+            AlarmController(self.store, self.metrics),
+            ScalingController(settings, self.store, self.metrics, self.endpoints),
+        ]
 
     def sagemaker_operations(self) -> dict:
         return {
             **self.training.operations(),
             **self.models.operations(),
+            **self.transform.operations(),
             **self.endpoints.operations(),
             **self.tags.operations(),
         }
+
+    def cloudwatch_operations(self) -> dict:
+        return {**self.metrics.operations(), **self.alarms.operations()}
 
     def start(self) -> None:
         self.loop.start()
@@ -81,5 +120,6 @@ class Platform:
 
     def close(self) -> None:
         self.loop.stop()
+        self.async_controller.shutdown()
         self.endpoint_controller.shutdown()
         self.store.close()

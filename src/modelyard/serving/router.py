@@ -18,7 +18,7 @@ from modelyard.api.errors import rest_json_error
 from modelyard.api.sigv4 import verify_request
 from modelyard.core.errors import ModelError, ModelyardError, ServiceUnavailable, ValidationError
 from modelyard.core.settings import Settings
-from modelyard.serving.routes import RoutingTable
+from modelyard.serving.routes import RoutingTable, VariantRoute
 from modelyard.serving.upstream import Upstream, UpstreamClosed
 
 Scope = MutableMapping[str, Any]
@@ -32,7 +32,6 @@ STREAM_SUFFIX = "/invocations-response-stream"
 INVOCATION_TIMEOUT = 60.0
 # request headers passed to the container as they are
 _FORWARDED = (
-    b"accept",
     b"x-amzn-sagemaker-custom-attributes",
     b"x-amzn-sagemaker-inference-id",
     b"x-amzn-sagemaker-target-model",
@@ -40,7 +39,10 @@ _FORWARDED = (
 
 
 class InvocationObserver(Protocol):
-    """Receives one call per InvokeEndpoint (for metrics); must be cheap and never raise."""
+    """Receives one call per InvokeEndpoint (for metrics); must be cheap and never raise.
+
+    ``status`` is the model server's own when it answered, else the one the caller got.
+    """
 
     def observe(self, endpoint: str, variant: str | None, status: int,
                 model_seconds: float, total_seconds: float) -> None: ...
@@ -77,17 +79,19 @@ class Router:
             await self.extra_routes[suffix](scope, receive, send)
             return
         started = time.perf_counter()
-        body = await _read_body(receive)
+        body = await read_body(receive)
         headers = {k: v for k, v in scope["headers"]}
         probe: list[Any] = [None, None, 0.0]  # endpoint, variant, model seconds of this call
         try:
             status, out_headers, out_body = await self._invoke(scope, headers, body, probe)
+            observed = status
         except ModelyardError as e:
-            status, error_headers, out_body = rest_json_error(e, _error_members(e), service="sagemaker-runtime")
-            out_headers = [(k.lower().encode(), v.encode()) for k, v in error_headers.items()]
+            status, out_headers, out_body = error_response(e)
+            # metrics count the model's own status (SageMaker's 4XX/5XX), not ModelError's 424
+            observed = e.original_status if isinstance(e, ModelError) else status
         if self.observer is not None and probe[0] is not None:
             endpoint, variant, model_seconds = probe
-            self.observer.observe(endpoint, variant, status, model_seconds, time.perf_counter() - started)
+            self.observer.observe(endpoint, variant, observed, model_seconds, time.perf_counter() - started)
         out_headers.append((b"content-length", str(len(out_body)).encode()))
         await send({"type": "http.response.start", "status": status, "headers": out_headers})
         await send({"type": "http.response.body", "body": out_body})
@@ -95,23 +99,11 @@ class Router:
     async def _invoke(
         self, scope: Scope, headers: dict[bytes, bytes], body: bytes, probe: list[Any]
     ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
-        self._authenticate(scope, headers, body)
-        name = unquote(scope["path"][len(_PREFIX):-len(_SUFFIX)])
-        routes = self.table.routes
-        if routes is not self._seen:
-            self._forget({p for r in routes.values() for v in r.variants for p in v.ports})
-            self._seen = routes
-        route = routes.get(name)
-        if route is None:
-            raise ValidationError(f"Endpoint {name} of account {self.settings.account_id} not found.")
-        wanted = headers.get(b"x-amzn-sagemaker-target-variant")
-        variant = route.pick(wanted.decode("latin-1") if wanted else None)
-        if variant is None:
-            raise ValidationError(f"The variant {wanted!r} does not exist in endpoint {name}.".replace("b'", "'"))
-        upstream = self._least_busy(variant.ports)
+        self.authenticate(scope, headers, body)
+        name = endpoint_name(scope["path"], _SUFFIX)
+        variant, upstream = self.choose(name, headers.get(b"x-amzn-sagemaker-target-variant"))
         probe[:2] = name, variant.name
-        forward = [(b"content-type", headers.get(b"content-type", b"application/octet-stream"))]
-        forward += [(k, headers[k]) for k in _FORWARDED if k in headers]
+        forward = forward_headers(headers)
         model_started = time.perf_counter()
         try:
             status, reply_headers, reply = await asyncio.wait_for(
@@ -135,7 +127,25 @@ class Router:
             out.append((b"x-amzn-sagemaker-custom-attributes", reply_headers[b"x-amzn-sagemaker-custom-attributes"]))
         return 200, out, reply
 
-    def _authenticate(self, scope: Scope, headers: dict[bytes, bytes], body: bytes) -> None:
+    def choose(self, name: str, wanted: bytes | None) -> tuple[VariantRoute, Upstream]:
+        """The variant to call (``wanted``, else drawn by weight) and its least busy instance.
+
+        ValidationError when the endpoint has no route or ``wanted`` is not one of its variants.
+        """
+        routes = self.table.routes
+        if routes is not self._seen:
+            self._forget({p for r in routes.values() for v in r.variants for p in v.ports})
+            self._seen = routes
+        route = routes.get(name)
+        if route is None:
+            raise ValidationError(f"Endpoint {name} of account {self.settings.account_id} not found.")
+        variant = route.pick(wanted.decode("latin-1") if wanted else None)
+        if variant is None:
+            raise ValidationError(f"The variant {wanted!r} does not exist in endpoint {name}.".replace("b'", "'"))
+        return variant, self._least_busy(variant.ports)
+
+    def authenticate(self, scope: Scope, headers: dict[bytes, bytes], body: bytes) -> None:
+        """Check the request's SigV4 signature (raises the error the client sees)."""
         verify_request(
             scope["method"],
             scope.get("raw_path", scope["path"].encode()).decode("latin-1"),
@@ -162,7 +172,29 @@ class Router:
             self.upstreams.pop(port).close()
 
 
-async def _read_body(receive: Receive) -> bytes:
+def endpoint_name(path: str, suffix: str) -> str:
+    """``/endpoints/{name}{suffix}`` → the endpoint name."""
+    return unquote(path[len(_PREFIX):-len(suffix)])
+
+
+def forward_headers(headers: dict[bytes, bytes], content_type: bytes = b"content-type",
+                    accept: bytes = b"accept") -> list[tuple[bytes, bytes]]:
+    """The headers the container gets, its Content-Type and Accept read from the request
+    headers named ``content_type`` and ``accept`` (the async and streaming operations use
+    ``X-Amzn-SageMaker-*`` names). botocore sends no Content-Type when the caller gave none."""
+    forward = [(b"content-type", headers.get(content_type, b"application/octet-stream"))]
+    if accept in headers:
+        forward.append((b"accept", headers[accept]))
+    return forward + [(k, headers[k]) for k in _FORWARDED if k in headers]
+
+
+def error_response(error: ModelyardError) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    """A runtime error as ``(status, ASGI headers, body)``."""
+    status, headers, body = rest_json_error(error, _error_members(error), service="sagemaker-runtime")
+    return status, [(k.lower().encode(), v.encode()) for k, v in headers.items()], body
+
+
+async def read_body(receive: Receive) -> bytes:
     chunks = []
     while True:
         message = await receive()

@@ -7,6 +7,7 @@ from typing import Any
 
 from modelyard.compute.images import Runtime, runtime_for
 from modelyard.core.errors import ValidationError
+from modelyard.serving.async_spec import validate_async_config
 
 MODEL = "Model"
 ENDPOINT_CONFIG = "EndpointConfig"
@@ -63,11 +64,12 @@ def model_data(container: dict[str, Any]) -> tuple[str | None, bool]:
 
 def validate_endpoint_config(request: dict[str, Any]) -> None:
     """Check a CreateEndpointConfig request (model existence is checked by the service)."""
-    for field, what in (("AsyncInferenceConfig", "asynchronous inference"),
-                        ("ShadowProductionVariants", "shadow variants"),
+    for field, what in (("ShadowProductionVariants", "shadow variants"),
                         ("DataCaptureConfig", "data capture")):
         if request.get(field):
             raise ValidationError(f"{field}: {what} is not supported by modelyard yet.")
+    if "AsyncInferenceConfig" in request:
+        validate_async_config(request["AsyncInferenceConfig"])
     names: set[str] = set()
     for variant in request["ProductionVariants"]:
         name = variant["VariantName"]

@@ -5,20 +5,24 @@
 serves one request at a time and the router keeps several connections, so there is no thread
 hop and no per-request task. Handler failures never escape: an :class:`InferenceError` becomes
 its status, anything else a 500 whose body is the message and traceback (the platform turns it
-into ``ModelError``).
+into ``ModelError``). A handler that returns an iterator is answered in chunks (see
+:mod:`.streams`).
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import sys
 import traceback
+from collections.abc import Iterator
 from typing import Any, NamedTuple
 
 from modelyard.runtime.serving.context import CUSTOM_ATTRIBUTES, Context
 from modelyard.runtime.serving.errors import InferenceError
 from modelyard.runtime.serving.handlers import Handlers
 from modelyard.runtime.serving.spec import WorkerSpec
+from modelyard.runtime.serving.streams import StreamFailed, encoded_chunks, is_stream
 
 #: request types that user handlers receive as ``str`` (the toolkit's UTF-8 types)
 TEXT_TYPES = frozenset({b"application/json", b"text/csv"})
@@ -26,12 +30,17 @@ PLAIN = b"text/plain"
 
 
 class Response(NamedTuple):
-    """What goes back on the wire; ``headers`` are extra (name, value) pairs."""
+    """What goes back on the wire; ``headers`` are extra (name, value) pairs.
+
+    With ``stream`` set the body is sent in chunks as the iterator yields them and ``body`` is
+    unused; the iterator raises :class:`StreamFailed` when the handler fails midway.
+    """
 
     status: int
     content_type: bytes
     body: bytes
     headers: tuple[tuple[bytes, bytes], ...] = ()
+    stream: Iterator[bytes] | None = None
 
 
 class InferenceApp:
@@ -77,8 +86,11 @@ class InferenceApp:
         try:
             result = self._run(self._body_for_handlers(body, raw_type), content_type, accept)
             payload, response_type = split_result(result, accept)
+            stream = None if isinstance(payload, bytes) else _begun(payload)
         except InferenceError as e:
             return error(e.status, e.message)
+        except StreamFailed as e:
+            return error(500, e.message)
         except Exception:
             text = traceback.format_exc()
             print(text, file=sys.stderr, end="")  # into the instance's log as well
@@ -87,7 +99,9 @@ class InferenceApp:
         attributes = self.context.response_custom_attributes
         if attributes is not None:
             extra = ((CUSTOM_ATTRIBUTES, attributes.encode("latin-1")),)
-        return Response(200, response_type.encode("latin-1"), payload, extra)
+        if stream is not None:
+            return Response(200, response_type.encode("latin-1"), b"", extra, stream)
+        return Response(200, response_type.encode("latin-1"), payload, extra)  # type: ignore[arg-type]
 
     def _run(self, body: bytes | str, content_type: str, accept: str) -> Any:
         h, context = self.handlers, self.context
@@ -95,6 +109,8 @@ class InferenceApp:
             return h.transform_fn(context, self.model, body, content_type, accept)
         data = h.input_fn(context, body, content_type)
         prediction = h.predict_fn(context, data, self.model)
+        if is_stream(prediction) and not h.output_fn.user:
+            return prediction  # the default encoders know arrays, not streams: send it as it is
         return h.output_fn(context, prediction, accept)
 
     def _body_for_handlers(self, body: bytes, raw_type: bytes) -> bytes | str:
@@ -105,8 +121,9 @@ class InferenceApp:
         return body
 
 
-def split_result(result: Any, accept: str) -> tuple[bytes, str]:
-    """``(body, content_type)`` from what output_fn/transform_fn returned."""
+def split_result(result: Any, accept: str) -> tuple[bytes | Iterator[bytes], str]:
+    """``(body, content_type)`` from what output_fn/transform_fn returned; an iterator is a
+    streamed body (its items as bytes)."""
     content_type = accept
     if isinstance(result, tuple):
         result, content_type = result[0], result[1]
@@ -114,10 +131,20 @@ def split_result(result: Any, accept: str) -> tuple[bytes, str]:
         return result.encode("utf-8"), content_type
     if isinstance(result, (bytes, bytearray, memoryview)):
         return bytes(result), content_type
+    if is_stream(result):
+        return encoded_chunks(result), content_type
     raise TypeError(
-        f"the handler returned a {type(result).__name__}; return bytes or str "
-        "(or a (body, content_type) tuple)"
+        f"the handler returned a {type(result).__name__}; return bytes, str or an iterator "
+        "of them (or a (body, content_type) tuple)"
     )
+
+
+def _begun(chunks: Iterator[bytes]) -> Iterator[bytes]:
+    """Run the stream up to its first chunk now: a handler that fails before producing
+    anything gets an ordinary error status instead of a failed stream."""
+    for first in chunks:
+        return itertools.chain((first,), chunks)
+    return iter(())
 
 
 def error(status: int, message: str) -> Response:

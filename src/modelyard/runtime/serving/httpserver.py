@@ -1,5 +1,9 @@
 """HTTP/1.1 over raw asyncio with ``httptools``: keep-alive, Content-Length or chunked bodies.
 
+A streamed response (see :mod:`.streams`) is written chunk by chunk inline as well: the worker
+serves one request at a time anyway, and ``transport.write`` sends at once when the socket
+can take it, so each chunk leaves as soon as the handler yields it.
+
 One :class:`Connection` per socket; requests are answered inline, in arrival order, from the
 parser's ``on_message_complete`` callback (pipelined requests included). No framework, no task
 or thread per request: the cost per request is the parser plus one ``transport.write``.
@@ -11,11 +15,17 @@ import asyncio
 import http
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import httptools
 
 from modelyard.runtime.serving.app import Response, error
+from modelyard.runtime.serving.streams import (
+    STREAM_ERROR_TRAILER,
+    StreamFailed,
+    chunk_frame,
+    last_frame,
+)
 
 Handler = Callable[[bytes, bytes, dict[bytes, bytes], bytes], Response]
 
@@ -137,18 +147,35 @@ class Connection(asyncio.Protocol):
     def _send(self, response: Response, keep_alive: bool, close: bool = True) -> None:
         if self.transport is None:
             return
-        status, content_type, body, extra = response
-        head = [
-            b"HTTP/1.1 %d %s\r\n" % (status, _PHRASES.get(status, b"Unknown")),
-            b"Content-Type: %s\r\nContent-Length: %d\r\n" % (content_type, len(body)),
-        ]
+        status, content_type, body, extra, stream = response
+        head = [b"HTTP/1.1 %d %s\r\n" % (status, _PHRASES.get(status, b"Unknown"))]
+        if stream is None:
+            head.append(b"Content-Type: %s\r\nContent-Length: %d\r\n" % (content_type, len(body)))
+        else:
+            head.append(b"Content-Type: %s\r\nTransfer-Encoding: chunked\r\nTrailer: %s\r\n"
+                        % (content_type, STREAM_ERROR_TRAILER))
         head.extend(b"%s: %s\r\n" % pair for pair in extra)
         if not keep_alive:
             head.append(b"Connection: close\r\n")
         head.append(b"\r\n")
         self.transport.write(b"".join(head) + body)
-        if not keep_alive and close:
+        if stream is not None:
+            self._send_chunks(stream)
+        if not keep_alive and close and self.transport is not None:
             self.transport.close()
+
+    def _send_chunks(self, stream: Iterator[bytes]) -> None:
+        failure = None
+        try:
+            for chunk in stream:
+                if self.transport is None or self.transport.is_closing():  # the client left
+                    return
+                if chunk:  # an empty chunk would end the body
+                    self.transport.write(chunk_frame(chunk))
+        except StreamFailed as e:
+            failure = e.message
+        if self.transport is not None:
+            self.transport.write(last_frame(failure))
 
     def _too_large(self) -> Response:
         return error(413, f"The request body is larger than {self.server.max_body_mb} MB")

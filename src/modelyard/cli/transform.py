@@ -1,0 +1,99 @@
+"""``modelyard transform-jobs list|describe|stop|logs``.
+
+``describe`` adds a ``Progress`` row (records and objects written so far, summed over hosts)
+read from the hosts' progress lines in the job's log: DescribeTransformJob has no member for it.
+"""
+
+from __future__ import annotations
+
+import click
+
+from modelyard.cli.options import common, session_for
+from modelyard.cli.output import print_fields, print_json, print_table
+
+_DESCRIBE_FIELDS = (
+    "TransformJobName", "TransformJobStatus", "FailureReason", "Progress", "ModelName",
+    "CreationTime", "TransformStartTime", "TransformEndTime", "BatchStrategy", "MaxPayloadInMB",
+    "MaxConcurrentTransforms", "TransformInput", "TransformOutput", "TransformResources",
+    "DataProcessing",
+)
+_LIST_COLUMNS = ["TransformJobName", "TransformJobStatus", "CreationTime", "TransformEndTime"]
+
+
+@click.group("transform-jobs")
+def transform_jobs() -> None:
+    """List, inspect, stop and follow batch transform jobs."""
+
+
+@transform_jobs.command("list")
+@common
+@click.option("--status", help="Only jobs in this status.")
+@click.option("--name-contains", help="Only jobs whose name contains this text.")
+@click.option("--max", "limit", type=int, default=100, help="At most this many jobs.")
+def list_jobs(home, endpoint_url, output, status, name_contains, limit):  # noqa: ANN001, ANN201
+    """Transform jobs, newest first."""
+    sm = session_for(home, endpoint_url).sagemaker
+    kwargs = {"SortBy": "CreationTime", "SortOrder": "Descending"}
+    if status:
+        kwargs["StatusEquals"] = status
+    if name_contains:
+        kwargs["NameContains"] = name_contains
+    jobs = []
+    for page in sm.get_paginator("list_transform_jobs").paginate(**kwargs):
+        jobs.extend(page["TransformJobSummaries"])
+        if len(jobs) >= limit:
+            break
+    if output == "json":
+        print_json(jobs[:limit])
+    else:
+        print_table(jobs[:limit], _LIST_COLUMNS)
+
+
+@transform_jobs.command("describe")
+@common
+@click.argument("name")
+def describe(home, endpoint_url, output, name):  # noqa: ANN001, ANN201
+    """One transform job in full, with its progress so far."""
+    from modelyard.sdk.transformer import transform_progress
+
+    session = session_for(home, endpoint_url)
+    job = dict(session.sagemaker.describe_transform_job(TransformJobName=name))
+    progress = transform_progress(session.logs, name)
+    if progress is not None:
+        job["Progress"] = progress if output == "json" else (
+            f"{progress['records']} records, {progress['objects']}/{progress['total_objects']} objects"
+        )
+    if output == "json":
+        print_json(job)
+    else:
+        print_fields(job, _DESCRIBE_FIELDS)
+
+
+@transform_jobs.command("stop")
+@common
+@click.argument("name")
+def stop(home, endpoint_url, output, name):  # noqa: ANN001, ANN201
+    """Stop a running transform job (outputs not yet uploaded are dropped)."""
+    session_for(home, endpoint_url).sagemaker.stop_transform_job(TransformJobName=name)
+    click.echo(f"Stopping {name}")
+
+
+@transform_jobs.command("logs")
+@common
+@click.argument("name")
+@click.option("-f", "--follow", is_flag=True, help="Keep printing until the job ends.")
+def logs(home, endpoint_url, output, name, follow):  # noqa: ANN001, ANN201
+    """Print a job's log lines (every host), optionally following them live."""
+    from modelyard.sdk.logs import follow_job, line_prefix
+    from modelyard.sdk.transformer import LOG_GROUP
+
+    session = session_for(home, endpoint_url)
+
+    def describe() -> dict:
+        return dict(session.sagemaker.describe_transform_job(TransformJobName=name))
+
+    for stream, event in follow_job(describe, "TransformJobStatus", session.logs, LOG_GROUP, name, follow=follow):
+        if output == "json":
+            print_json({"stream": stream, **event})
+        else:
+            click.echo(line_prefix(stream) + event["message"])

@@ -1,0 +1,1 @@
+"""modelyard.transform: batch transform jobs (CreateTransformJob and friends)."""
