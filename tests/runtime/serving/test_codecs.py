@@ -59,3 +59,16 @@ def test_xgboost_output_formats():
     assert xgboost_defaults.output_fn(softprob, "text/csv")[0] == b"0.1,0.9\n"
     body, _ = xgboost_defaults.output_fn(softprob, "application/json")
     assert json.loads(body) == {"predictions": [{"score": [0.1, 0.9]}]}
+
+
+def test_rectangular_csv_takes_the_fast_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    from modelyard.runtime.serving import codecs as module
+
+    def slow(*_args: object) -> None:
+        raise AssertionError("a plain numeric CSV must not need the field-by-field parser")
+
+    monkeypatch.setattr(module, "_parse_csv_slowly", slow)
+    body = "\n".join(",".join(str(float(r * 10 + c)) for c in range(20)) for r in range(100)).encode()
+    parsed = module.parse_csv(body)
+    assert parsed.shape == (100, 20) and parsed[7, 3] == 73.0
+    assert module.parse_csv(b"1,2\n3,4\n").tolist() == [[1.0, 2.0], [3.0, 4.0]]

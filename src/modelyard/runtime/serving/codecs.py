@@ -51,7 +51,7 @@ def parse_csv(body: bytes, dtype: type = np.float32) -> np.ndarray:
     if not text:
         raise UnsupportedContentType("The CSV body holds no rows")
     rows = text.count(b"\n") + 1
-    fields = text.count(b",") + 1
+    fields = text.count(b",") + rows  # values in the whole body: each row has commas + 1
     if len(text) >= _BULK_BYTES:
         bulk = _parse_csv_in_bulk(text, dtype, rows, fields)
         if bulk is not None:
@@ -88,7 +88,7 @@ def _parse_csv_in_bulk(text: bytes, dtype: type, rows: int, fields: int) -> np.n
         return None  # the careful parser says what is wrong
     array = frame.to_numpy()
     # pandas pads short rows with NaN: only a rectangle with every comma accounted for counts
-    if array.shape[0] != rows or array.size != fields + rows - 1:
+    if array.shape[0] != rows or array.size != fields:
         return None
     return array
 
