@@ -98,6 +98,7 @@ def run_host(
         return EXIT_PLATFORM_ERROR
     host_dir = Path(argv[0]).resolve()
     reporter = Reporter(host_dir)
+    failure: str | None
     try:
         plan = read_plan(host_dir)
     except Exception as e:

@@ -124,11 +124,11 @@ class Transformer:
             "TransformInput": transform_input, "TransformOutput": output,
             "TransformResources": {"InstanceType": self.instance_type, "InstanceCount": self.instance_count},
         }
-        for key, value in (("BatchStrategy", self.strategy), ("MaxPayloadInMB", self.max_payload),
-                           ("MaxConcurrentTransforms", self.max_concurrent_transforms),
-                           ("Environment", self.env)):
-            if value:
-                request[key] = value
+        optional: dict[str, Any] = {
+            "BatchStrategy": self.strategy, "MaxPayloadInMB": self.max_payload,
+            "MaxConcurrentTransforms": self.max_concurrent_transforms, "Environment": self.env,
+        }
+        request.update({k: v for k, v in optional.items() if v})
         return request
 
     def _default_output(self, name: str) -> str:
@@ -154,8 +154,8 @@ def transform_progress(logs: Any, job_name: str) -> dict[str, int] | None:
     """Records and objects written so far, summed over hosts, from each host's last progress
     line in the job's log (DescribeTransformJob has no member for progress); None before any."""
     streams = logs.describe_log_streams(logGroupName=LOG_GROUP, logStreamNamePrefix=f"{job_name}/")
-    found = [_last_progress(logs, s["logStreamName"]) for s in streams["logStreams"]]
-    found = [f for f in found if f is not None]
+    latest = [_last_progress(logs, s["logStreamName"]) for s in streams["logStreams"]]
+    found = [f for f in latest if f is not None]
     if not found:
         return None
     return {key: sum(f[key] for f in found) for key in ("records", "objects", "total_objects")}

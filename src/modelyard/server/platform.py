@@ -28,6 +28,7 @@ from modelyard.serving.fleet import Fleet
 from modelyard.serving.metrics import EndpointMetrics, ready_instances
 from modelyard.serving.router import ASYNC_SUFFIX, STREAM_SUFFIX, Router
 from modelyard.serving.routes import RoutingTable
+from modelyard.serving.serverless import Demand
 from modelyard.serving.service import ModelService
 from modelyard.serving.streaming import ResponseStreamHandler
 from modelyard.store import open_store
@@ -62,9 +63,10 @@ class Platform:
             settings, self.store, self.executor, self.capacity
         )
         self.routes = RoutingTable()
+        demand = Demand()  # serverless use, shared by the router and the endpoint controller
         self.endpoint_controller = EndpointController(
             self.store, Fleet(settings, self.executor, isolation_mode(settings)), self.routes,
-            firing_alarms=firing_alarms(self.store),
+            firing_alarms=firing_alarms(self.store), demand=demand,
         )
         self.async_controller = AsyncInvocationController(
             self.store, self.artifacts, self.routes, settings.account_id
@@ -82,6 +84,7 @@ class Platform:
         )
         self.endpoints = EndpointService(settings, self.store, self.models, self.loop.wake)
         self.router = Router(settings, self.routes, self.lookup_secret)
+        self.router.demand, self.router.wake = demand, self.loop.wake
         self.router.extra_routes[ASYNC_SUFFIX] = AsyncInvocationHandler(
             self.router, self.store, self.artifacts, self.loop.wake
         )

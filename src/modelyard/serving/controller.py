@@ -27,6 +27,7 @@ from modelyard.runtime.serving.plan import LOGS_FILE
 from modelyard.serving import rollout, spec
 from modelyard.serving.fleet import Fleet
 from modelyard.serving.routes import Route, RoutingTable, VariantRoute
+from modelyard.serving.serverless import Demand
 from modelyard.store.base import MetadataStore, Record, RecordNotFound
 from modelyard.store.mutate import mutate
 
@@ -41,10 +42,12 @@ class EndpointController:
     """Reconciles endpoints and publishes where their traffic goes."""
 
     def __init__(self, store: MetadataStore, fleet: Fleet, table: RoutingTable,
-                 firing_alarms: Callable[[Sequence[str]], list[str]] | None = None) -> None:
+                 firing_alarms: Callable[[Sequence[str]], list[str]] | None = None,
+                 demand: Demand | None = None) -> None:
         self.store = store
         self.fleet = fleet
         self.table = table
+        self.demand = demand or Demand()
         # which of the named alarms are in ALARM (deployment guardrails ask each pass)
         self.firing_alarms = firing_alarms or (lambda names: [])
 
@@ -79,7 +82,7 @@ class EndpointController:
         if state["EndpointStatus"] == "Failed":
             return self._save(record, state, fleet)
         fleet = self._scale(record.name, state["target"], fleet)
-        state, fleet = self._promote(state, fleet)
+        state, fleet = self._promote(record.name, state, fleet)
         return self._save(record, state, fleet)
 
     def shutdown(self) -> None:
@@ -124,9 +127,10 @@ class EndpointController:
         for name, variant in target["variants"].items():
             mine = [i for i in fleet if i["config"] == target["config"] and i["variant"] == name
                     and i["status"] in ("starting", "ready")]
-            for _ in range(variant["count"] - len(mine)):
+            count = self._count(endpoint, name, variant)
+            for _ in range(count - len(mine)):
                 fleet.append(self.fleet.launch(endpoint, target["config"], name, variant))
-            extra = sorted(mine, key=lambda i: i["status"] == "ready")[: max(0, len(mine) - variant["count"])]
+            extra = sorted(mine, key=lambda i: i["status"] == "ready")[: max(0, len(mine) - count)]
             fleet = [self.fleet.stop(i) if i in extra else i for i in fleet]
         return fleet
 
@@ -140,12 +144,18 @@ class EndpointController:
         return {**state, "EndpointStatus": "InService", "FailureReason": reason, "live": live,
                 "target": state["live_target"], "rollout": None, "LastModifiedTime": time.time()}, fleet
 
-    def _promote(self, state: dict[str, Any], fleet: list[dict[str, Any]]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    def _count(self, endpoint: str, name: str, variant: dict[str, Any]) -> int:
+        """Instances a variant should have: its count, or for serverless what demand asks."""
+        if variant.get("serverless"):
+            return self.demand.instances(endpoint, name, variant["serverless"])
+        return int(variant["count"])
+
+    def _promote(self, endpoint: str, state: dict[str, Any], fleet: list[dict[str, Any]]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         target = state["target"]
         now = time.time()
         ready = all(
             sum(1 for i in fleet if i["config"] == target["config"] and i["variant"] == name and i["status"] == "ready")
-            >= variant["count"]
+            >= self._count(endpoint, name, variant)
             for name, variant in target["variants"].items()
         )
         weights = {name: variant["weight"] for name, variant in target["variants"].items()}
@@ -203,19 +213,26 @@ def _route(name: str, state: dict[str, Any]) -> Route | None:
         return None
     canary = live.get("canary")
     share = float(canary["share"]) if canary else 0.0
-    variants = _variant_routes(state["fleet"], live["config"], live["weights"], 1.0 - share)
+    known = state.get("live_target") or state["target"]
+    variants = _variant_routes(state["fleet"], live["config"], live["weights"], 1.0 - share, known)
     if canary:
-        variants += _variant_routes(state["fleet"], canary["config"], canary["weights"], share)
+        variants += _variant_routes(state["fleet"], canary["config"], canary["weights"], share, state["target"])
     return Route(name, tuple(variants)) if variants else None
 
 
-def _variant_routes(fleet: list[dict[str, Any]], config: str, weights: dict[str, float], share: float) -> list[VariantRoute]:
-    """The ready variants of one config, their weights scaled so the config gets ``share``."""
+def _variant_routes(fleet: list[dict[str, Any]], config: str, weights: dict[str, float], share: float,
+                    target: dict[str, Any]) -> list[VariantRoute]:
+    """The ready variants of one config, their weights scaled so the config gets ``share``.
+
+    A serverless variant is routed even with no instance: the router cold-starts one.
+    """
     total = sum(weights.values()) or 1.0
     routes = []
     for variant, weight in weights.items():
         ports = tuple(i["port"] for i in fleet
                       if i["config"] == config and i["variant"] == variant and i["status"] == "ready")
-        if ports and share > 0:
-            routes.append(VariantRoute(variant, weight / total * share, ports))
+        serverless = target["variants"].get(variant, {}).get("serverless") if target["config"] == config else None
+        limit = int(serverless["MaxConcurrency"]) if serverless else None
+        if (ports or limit) and share > 0:
+            routes.append(VariantRoute(variant, weight / total * share, ports, limit))
     return routes

@@ -170,6 +170,9 @@ def describe_endpoint(record: Record) -> dict[str, Any]:
             "CurrentInstanceCount": len(serving),
             "DesiredInstanceCount": variant["count"],
         })
+        if variant.get("serverless"):
+            variants[-1].update(CurrentServerlessConfig=variant["serverless"],
+                                DesiredServerlessConfig=variant["serverless"])
     return {
         "EndpointName": record.name,
         "EndpointArn": record.arn,

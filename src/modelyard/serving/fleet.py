@@ -42,7 +42,8 @@ class Fleet:
         port = free_port()
         directory = self.settings.home / "endpoints" / endpoint / instance_id
         environment = dict(variant["environment"])
-        workers = int(environment.get("SAGEMAKER_MODEL_SERVER_WORKERS", 0)) or _default_workers(variant)
+        workers = int(environment.get("SAGEMAKER_MODEL_SERVER_WORKERS", 0)) or (
+            1 if variant.get("serverless") else _default_workers(variant))
         plan = ServePlan(
             endpoint_name=endpoint, variant_name=variant_name, instance_id=instance_id,
             model_name=variant["model"], framework=variant["framework"],

@@ -19,6 +19,7 @@ from modelyard.api.sigv4 import verify_request
 from modelyard.core.errors import ModelError, ModelyardError, ServiceUnavailable, ValidationError
 from modelyard.core.settings import Settings
 from modelyard.serving.routes import RoutingTable, VariantRoute
+from modelyard.serving.serverless import COLD_START_TIMEOUT, Demand, Throttled
 from modelyard.serving.upstream import Upstream, UpstreamClosed
 
 Scope = MutableMapping[str, Any]
@@ -63,6 +64,8 @@ class Router:
         self.lookup_secret = lookup_secret
         self.upstreams: dict[int, Upstream] = {}
         self.observer: InvocationObserver | None = None
+        self.demand = Demand()  # replaced by the platform with the controller's
+        self.wake: Callable[[], None] = lambda: None
         self.extra_routes: dict[str, Callable[[Scope, Receive, Send], Awaitable[None]]] = {}
         self._seen: object = None  # the routes the upstream pool was last pruned for
 
@@ -101,7 +104,7 @@ class Router:
     ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
         self.authenticate(scope, headers, body)
         name = endpoint_name(scope["path"], _SUFFIX)
-        variant, upstream = self.choose(name, headers.get(b"x-amzn-sagemaker-target-variant"))
+        variant, upstream = await self.choose(name, headers.get(b"x-amzn-sagemaker-target-variant"))
         probe[:2] = name, variant.name
         forward = forward_headers(headers)
         model_started = time.perf_counter()
@@ -127,11 +130,27 @@ class Router:
             out.append((b"x-amzn-sagemaker-custom-attributes", reply_headers[b"x-amzn-sagemaker-custom-attributes"]))
         return 200, out, reply
 
-    def choose(self, name: str, wanted: bytes | None) -> tuple[VariantRoute, Upstream]:
+    async def choose(self, name: str, wanted: bytes | None) -> tuple[VariantRoute, Upstream]:
         """The variant to call (``wanted``, else drawn by weight) and its least busy instance.
 
         ValidationError when the endpoint has no route or ``wanted`` is not one of its variants.
+        A serverless variant with no instance is cold-started (the caller waits); one at its
+        MaxConcurrency throttles.
         """
+        variant = self._variant(name, wanted)
+        if variant.max_concurrency is not None:
+            self.demand.touch(name, variant.name)
+            if not variant.ports:
+                variant = await self._cold_start(name, variant.name)
+            busy = sum(self.upstreams[p].in_flight for p in variant.ports if p in self.upstreams)
+            if busy >= variant.max_concurrency:
+                raise Throttled(
+                    f"Variant {variant.name} of endpoint {name} is at its MaxConcurrency "
+                    f"({variant.max_concurrency}); retry the request."
+                )
+        return variant, self._least_busy(variant.ports)
+
+    def _variant(self, name: str, wanted: bytes | None) -> VariantRoute:
         routes = self.table.routes
         if routes is not self._seen:
             self._forget({p for r in routes.values() for v in r.variants for p in v.ports})
@@ -142,7 +161,20 @@ class Router:
         variant = route.pick(wanted.decode("latin-1") if wanted else None)
         if variant is None:
             raise ValidationError(f"The variant {wanted!r} does not exist in endpoint {name}.".replace("b'", "'"))
-        return variant, self._least_busy(variant.ports)
+        return variant
+
+    async def _cold_start(self, name: str, variant: str) -> VariantRoute:
+        """Wait until the controller has started an instance for a serverless variant."""
+        self.wake()
+        deadline = time.monotonic() + COLD_START_TIMEOUT
+        while time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+            route = self.table.routes.get(name)
+            found = next((v for v in route.variants if v.name == variant), None) if route else None
+            if found is not None and found.ports:
+                return found
+            self.demand.touch(name, variant)
+        raise ServiceUnavailable(f"Variant {variant} of endpoint {name} did not start in time; retry the request.")
 
     def authenticate(self, scope: Scope, headers: dict[bytes, bytes], body: bytes) -> None:
         """Check the request's SigV4 signature (raises the error the client sees)."""

@@ -19,6 +19,7 @@ class VariantRoute:
     name: str
     weight: float
     ports: tuple[int, ...]
+    max_concurrency: int | None = None  # serverless variants only; they may have no ports
 
 
 @dataclasses.dataclass(frozen=True)

@@ -7,6 +7,7 @@ from typing import Any
 
 from modelyard.compute.images import Runtime, runtime_for
 from modelyard.core.errors import ValidationError
+from modelyard.serving import serverless
 from modelyard.serving.async_spec import validate_async_config
 
 MODEL = "Model"
@@ -17,7 +18,6 @@ _URI = re.compile(r"^(s3://[^/]+(/.*)?|file:///.*|/.*)$")
 
 # What a variant may ask for that modelyard does not serve yet; refused, never ignored.
 _NOT_YET = {
-    "ServerlessConfig": "serverless variants",
     "ManagedInstanceScaling": "managed instance scaling",
     "CoreDumpConfig": "core dump configuration",
 }
@@ -81,6 +81,9 @@ def validate_endpoint_config(request: dict[str, Any]) -> None:
                 raise ValidationError(f"Variant {name}: {what} ({field}) is not supported by modelyard yet.")
         if "ModelName" not in variant:
             raise ValidationError(f"Variant {name} needs a ModelName.")
+        if "ServerlessConfig" in variant:
+            serverless.validate(variant)
+            continue
         for field in ("InstanceType", "InitialInstanceCount"):
             if field not in variant:
                 raise ValidationError(f"Variant {name} needs {field}.")
@@ -91,9 +94,11 @@ def variants_of(config_spec: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {
         v["VariantName"]: {
             "model": v["ModelName"],
-            "instance_type": v["InstanceType"],
-            "count": int(v["InitialInstanceCount"]),
+            # a serverless instance is one small process; its count follows demand
+            "instance_type": v.get("InstanceType", "ml.t2.medium"),
+            "count": int(v.get("InitialInstanceCount", 0)),
             "weight": float(v.get("InitialVariantWeight", 1.0)),
+            "serverless": v.get("ServerlessConfig"),
         }
         for v in config_spec["ProductionVariants"]
     }

@@ -59,7 +59,7 @@ class ResponseStreamHandler:
         try:
             self.router.authenticate(scope, headers, body)
             name = endpoint_name(scope["path"], STREAM_SUFFIX)
-            variant, upstream = self.router.choose(name, headers.get(b"x-amzn-sagemaker-target-variant"))
+            variant, upstream = await self.router.choose(name, headers.get(b"x-amzn-sagemaker-target-variant"))
         except ModelyardError as e:
             await _send_error(send, e)
             return
