@@ -81,3 +81,15 @@ def model_files(server: RunningServer, uri: str) -> dict[str, bytes]:
             m.name: tar.extractfile(m).read()  # type: ignore[union-attr]
             for m in tar.getmembers() if m.isfile()
         }
+
+
+@pytest.fixture(scope="module")
+def boosters(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Any, Path]]:
+    root = tmp_path_factory.mktemp("models")
+    from tests.integration.endpoint_helpers import model_tar, train_booster
+
+    out = {}
+    for name, rounds in (("small", 5), ("large", 40)):
+        booster = train_booster(rounds)
+        out[name] = (booster, model_tar(root / name, {"xgboost-model": bytes(booster.save_raw("ubj"))}))
+    return out

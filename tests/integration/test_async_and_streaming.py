@@ -13,7 +13,7 @@ import pytest
 from botocore.exceptions import ClientError, EventStreamError
 
 from tests.integration.conftest import SKLEARN_IMAGE
-from tests.integration.test_endpoints import _create_model, _model_tar, _rows, _wait, boosters  # noqa: F401
+from tests.integration.endpoint_helpers import create_model, csv_rows, model_tar, wait_in_service
 from tests.support.server import RunningServer, start_server
 
 xgboost = pytest.importorskip("xgboost")
@@ -75,10 +75,10 @@ def _wait_for_object(server: RunningServer, uri: str, timeout: float = 90) -> by
 
 @pytest.fixture(scope="module")
 def async_endpoint(server: RunningServer, sm: Any, boosters: dict[str, tuple[Any, Path]]) -> str:  # noqa: F811
-    _create_model(sm, "xgb-async", boosters["small"][1])
+    create_model(sm, "xgb-async", boosters["small"][1])
     _async_config(sm, "xgb-async-config", "xgb-async")
     sm.create_endpoint(EndpointName="xgb-async", EndpointConfigName="xgb-async-config")
-    _wait(sm, "xgb-async")
+    wait_in_service(sm, "xgb-async")
     return "xgb-async"
 
 
@@ -100,7 +100,7 @@ def test_async_config_is_validated_and_echoed(sm: Any, async_endpoint: str) -> N
 def test_async_invocation_writes_the_predictions(server: RunningServer, async_endpoint: str, tmp_path: Path,
                                                  boosters: dict[str, tuple[Any, Path]]) -> None:  # noqa: F811
     runtime = server.client("sagemaker-runtime")
-    x, body = _rows(10)
+    x, body = csv_rows(10)
     expected = boosters["small"][0].predict(xgboost.DMatrix(x))
     _local(server, "s3://async-bucket/in/rows.csv").parent.mkdir(parents=True)
     _local(server, "s3://async-bucket/in/rows.csv").write_bytes(body)
@@ -141,7 +141,7 @@ def test_async_invocation_of_a_bad_payload_writes_the_models_error(server: Runni
 
 def test_async_invocation_of_a_real_time_endpoint_is_refused(server: RunningServer, sm: Any,
                                                              boosters: dict[str, tuple[Any, Path]]) -> None:  # noqa: F811
-    _create_model(sm, "xgb-rt", boosters["small"][1])
+    create_model(sm, "xgb-rt", boosters["small"][1])
     sm.create_endpoint_config(EndpointConfigName="xgb-rt-config", ProductionVariants=[
         {"VariantName": "AllTraffic", "ModelName": "xgb-rt", "InstanceType": "ml.m5.large", "InitialInstanceCount": 1}])
     sm.create_endpoint(EndpointName="xgb-rt", EndpointConfigName="xgb-rt-config")
@@ -158,11 +158,11 @@ def test_queued_and_running_invocations_survive_a_server_crash(tmp_path: Path) -
     server = start_server(tmp_path / "home")
     try:
         sm = server.client("sagemaker")
-        tar = _model_tar(tmp_path / "slow", {"code/inference.py": SLOW})
-        _create_model(sm, "slow", tar, image=SKLEARN_IMAGE, env={"SAGEMAKER_PROGRAM": "inference.py"})
+        tar = model_tar(tmp_path / "slow", {"code/inference.py": SLOW})
+        create_model(sm, "slow", tar, image=SKLEARN_IMAGE, env={"SAGEMAKER_PROGRAM": "inference.py"})
         _async_config(sm, "slow-config", "slow", limit=1)
         sm.create_endpoint(EndpointName="slow", EndpointConfigName="slow-config")
-        _wait(sm, "slow")
+        wait_in_service(sm, "slow")
         runtime = server.client("sagemaker-runtime")
         answers = {}
         for name, sleep, x in (("running", 3, 1), ("queued", 0, 5)):
@@ -189,12 +189,12 @@ def test_queued_and_running_invocations_survive_a_server_crash(tmp_path: Path) -
 
 @pytest.fixture(scope="module")
 def streaming_endpoint(server: RunningServer, sm: Any, tmp_path_factory: pytest.TempPathFactory) -> str:
-    tar = _model_tar(tmp_path_factory.mktemp("streaming"), {"code/inference.py": STREAMING})
-    _create_model(sm, "streaming", tar, image=SKLEARN_IMAGE, env={"SAGEMAKER_PROGRAM": "inference.py"})
+    tar = model_tar(tmp_path_factory.mktemp("streaming"), {"code/inference.py": STREAMING})
+    create_model(sm, "streaming", tar, image=SKLEARN_IMAGE, env={"SAGEMAKER_PROGRAM": "inference.py"})
     sm.create_endpoint_config(EndpointConfigName="streaming-config", ProductionVariants=[
         {"VariantName": "AllTraffic", "ModelName": "streaming", "InstanceType": "ml.m5.large", "InitialInstanceCount": 1}])
     sm.create_endpoint(EndpointName="streaming", EndpointConfigName="streaming-config")
-    _wait(sm, "streaming")
+    wait_in_service(sm, "streaming")
     return "streaming"
 
 
@@ -233,7 +233,7 @@ def test_a_failure_mid_stream_is_a_model_stream_error(server: RunningServer, str
 def test_a_non_streaming_handler_streams_one_part(server: RunningServer, async_endpoint: str,
                                                   boosters: dict[str, tuple[Any, Path]]) -> None:  # noqa: F811
     runtime = server.client("sagemaker-runtime")
-    x, body = _rows(3)
+    x, body = csv_rows(3)
     response = runtime.invoke_endpoint_with_response_stream(EndpointName=async_endpoint, ContentType="text/csv", Body=body)
     with closing(response["Body"]) as stream:
         [event] = list(stream)

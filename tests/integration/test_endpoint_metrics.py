@@ -14,7 +14,13 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.integration.test_endpoints import _config, _create_model, _model_tar, _rows, _wait
+from tests.integration.endpoint_helpers import (
+    create_model,
+    csv_rows,
+    endpoint_config,
+    model_tar,
+    wait_in_service,
+)
 from tests.support.server import RunningServer, start_server
 
 xgboost = pytest.importorskip("xgboost")
@@ -53,20 +59,20 @@ def model(sm: Any, tmp_path_factory: pytest.TempPathFactory) -> str:
     data = load_breast_cancer()
     booster = xgboost.train({"objective": "binary:logistic", "max_depth": 2},
                             xgboost.DMatrix(data.data, label=data.target), num_boost_round=3)
-    tar = _model_tar(tmp_path_factory.mktemp("model"), {"xgboost-model": bytes(booster.save_raw("ubj"))})
-    _create_model(sm, "metered-model", tar)
-    _config(sm, "metered-config", [("AllTraffic", "metered-model", 1.0)])
+    tar = model_tar(tmp_path_factory.mktemp("model"), {"xgboost-model": bytes(booster.save_raw("ubj"))})
+    create_model(sm, "metered-model", tar)
+    endpoint_config(sm, "metered-config", [("AllTraffic", "metered-model", 1.0)])
     return "metered-config"
 
 
 def _endpoint(sm: Any, name: str, config: str) -> str:
     sm.create_endpoint(EndpointName=name, EndpointConfigName=config)
-    _wait(sm, name)
+    wait_in_service(sm, name)
     return name
 
 
 def _invoke(runtime: Any, endpoint: str, good: int, bad: int) -> None:
-    body = _rows(1)[1]
+    body = csv_rows(1)[1]
     for _ in range(good):
         runtime.invoke_endpoint(EndpointName=endpoint, ContentType="text/csv", Body=body)
     for _ in range(bad):
@@ -155,7 +161,7 @@ def test_target_tracking_scales_out_under_load_and_back_in_when_idle(server: Run
 
     # bounded load: about 20 requests a second (1,200 per minute, far above 5) until it scales
     runtime = server.client("sagemaker-runtime")
-    body = _rows(1)[1]
+    body = csv_rows(1)[1]
     sent = 0
     while sent < 600 and variant()["DesiredInstanceCount"] < 2:
         for _ in range(4):

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import io
-import tarfile
 import threading
 import time
 from collections import Counter
@@ -13,93 +11,40 @@ from typing import Any
 import numpy as np
 import pytest
 from botocore.exceptions import ClientError
-from sklearn.datasets import load_breast_cancer
 
 from tests.integration.conftest import ROLE, SKLEARN_IMAGE, XGBOOST_IMAGE
+from tests.integration.endpoint_helpers import (
+    create_model,
+    csv_rows,
+    endpoint_config,
+    model_tar,
+    wait_in_service,
+)
 from tests.support.server import RunningServer, start_server
 
 xgboost = pytest.importorskip("xgboost")
 
 
-def _booster(rounds: int, seed: int = 0) -> Any:
-    data = load_breast_cancer()
-    dtrain = xgboost.DMatrix(data.data, label=data.target)
-    params = {"objective": "binary:logistic", "max_depth": 3, "seed": seed}
-    return xgboost.train(params, dtrain, num_boost_round=rounds)
-
-
-def _model_tar(directory: Path, files: dict[str, bytes]) -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / "model.tar.gz"
-    with tarfile.open(path, "w:gz") as tar:
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return path
-
-
-@pytest.fixture(scope="module")
-def boosters(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Any, Path]]:
-    root = tmp_path_factory.mktemp("models")
-    out = {}
-    for name, rounds in (("small", 5), ("large", 40)):
-        booster = _booster(rounds)
-        out[name] = (booster, _model_tar(root / name, {"xgboost-model": bytes(booster.save_raw("ubj"))}))
-    return out
-
-
-def _create_model(sm: Any, name: str, data: Path, image: str = XGBOOST_IMAGE, env: dict[str, str] | None = None) -> None:
-    # one worker per instance keeps the suite light on a 2-core machine
-    container: dict[str, Any] = {"Image": image, "ModelDataUrl": str(data),
-                                 "Environment": {"SAGEMAKER_MODEL_SERVER_WORKERS": "1", **(env or {})}}
-    sm.create_model(ModelName=name, PrimaryContainer=container, ExecutionRoleArn=ROLE)
-
-
-def _config(sm: Any, name: str, variants: list[tuple[str, str, float]]) -> None:
-    sm.create_endpoint_config(EndpointConfigName=name, ProductionVariants=[
-        {"VariantName": variant, "ModelName": model, "InstanceType": "ml.m5.large",
-         "InitialInstanceCount": 1, "InitialVariantWeight": weight}
-        for variant, model, weight in variants
-    ])
-
-
-def _wait(sm: Any, name: str, status: str = "InService", timeout: float = 120) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        endpoint = sm.describe_endpoint(EndpointName=name)
-        if endpoint["EndpointStatus"] == status:
-            return endpoint
-        assert endpoint["EndpointStatus"] in ("Creating", "Updating", "InService"), endpoint
-        assert time.monotonic() < deadline, f"{name} is still {endpoint['EndpointStatus']}"
-        time.sleep(0.1)
-
-
-def _rows(count: int) -> tuple[np.ndarray, bytes]:
-    x = load_breast_cancer().data[:count]
-    return x, "\n".join(",".join(repr(float(v)) for v in row) for row in x).encode()
-
-
 @pytest.fixture(scope="module")
 def endpoint(server: RunningServer, sm: Any, boosters: dict[str, tuple[Any, Path]]) -> str:
-    _create_model(sm, "xgb-small", boosters["small"][1])
-    _config(sm, "xgb-small-config", [("AllTraffic", "xgb-small", 1.0)])
+    create_model(sm, "xgb-small", boosters["small"][1])
+    endpoint_config(sm, "xgb-small-config", [("AllTraffic", "xgb-small", 1.0)])
     sm.create_endpoint(EndpointName="xgb", EndpointConfigName="xgb-small-config")
     assert sm.describe_endpoint(EndpointName="xgb")["EndpointStatus"] == "Creating"
-    _wait(sm, "xgb")
+    wait_in_service(sm, "xgb")
     return "xgb"
 
 
 def test_invoke_returns_the_models_predictions(server: RunningServer, endpoint: str, boosters: dict[str, tuple[Any, Path]]) -> None:
     runtime = server.client("sagemaker-runtime")
     booster = boosters["small"][0]
-    x, body = _rows(20)
+    x, body = csv_rows(20)
     response = runtime.invoke_endpoint(EndpointName=endpoint, ContentType="text/csv", Body=body)
     assert response["ContentType"] == "text/csv"
     assert response["InvokedProductionVariant"] == "AllTraffic"
     got = np.array([float(v) for v in response["Body"].read().decode().split()])
     np.testing.assert_allclose(got, booster.predict(xgboost.DMatrix(x)), rtol=1e-5)
-    one = runtime.invoke_endpoint(EndpointName=endpoint, ContentType="text/csv", Accept="application/json", Body=_rows(1)[1])
+    one = runtime.invoke_endpoint(EndpointName=endpoint, ContentType="text/csv", Accept="application/json", Body=csv_rows(1)[1])
     assert one["ContentType"].startswith("application/json")
     assert '"predictions"' in one["Body"].read().decode()
 
@@ -143,12 +88,12 @@ def test_errors_clients_depend_on(server: RunningServer, sm: Any, endpoint: str,
 
 
 def test_traffic_split_and_target_variant(server: RunningServer, sm: Any, boosters: dict[str, tuple[Any, Path]]) -> None:
-    _create_model(sm, "xgb-large", boosters["large"][1])
-    _config(sm, "split-config", [("Small", "xgb-small", 3.0), ("Large", "xgb-large", 1.0)])
+    create_model(sm, "xgb-large", boosters["large"][1])
+    endpoint_config(sm, "split-config", [("Small", "xgb-small", 3.0), ("Large", "xgb-large", 1.0)])
     sm.create_endpoint(EndpointName="split", EndpointConfigName="split-config")
-    _wait(sm, "split")
+    wait_in_service(sm, "split")
     runtime = server.client("sagemaker-runtime")
-    body = _rows(1)[1]
+    body = csv_rows(1)[1]
     seen = Counter(
         runtime.invoke_endpoint(EndpointName="split", ContentType="text/csv", Body=body)["InvokedProductionVariant"]
         for _ in range(200)
@@ -159,21 +104,21 @@ def test_traffic_split_and_target_variant(server: RunningServer, sm: Any, booste
     assert targeted["InvokedProductionVariant"] == "Large"
     sm.update_endpoint_weights_and_capacities(EndpointName="split", DesiredWeightsAndCapacities=[
         {"VariantName": "Small", "DesiredWeight": 0.0}])
-    _wait(sm, "split")
+    wait_in_service(sm, "split")
     later = {runtime.invoke_endpoint(EndpointName="split", ContentType="text/csv", Body=body)["InvokedProductionVariant"]
              for _ in range(30)}
     assert later == {"Large"}
 
 
 def test_update_under_load_loses_no_request(server: RunningServer, sm: Any, boosters: dict[str, tuple[Any, Path]]) -> None:
-    _create_model(sm, "upd-v1", boosters["small"][1])
-    _create_model(sm, "upd-v2", boosters["large"][1])
-    _config(sm, "upd-c1", [("Blue", "upd-v1", 1.0)])
-    _config(sm, "upd-c2", [("Green", "upd-v2", 1.0)])
+    create_model(sm, "upd-v1", boosters["small"][1])
+    create_model(sm, "upd-v2", boosters["large"][1])
+    endpoint_config(sm, "upd-c1", [("Blue", "upd-v1", 1.0)])
+    endpoint_config(sm, "upd-c2", [("Green", "upd-v2", 1.0)])
     sm.create_endpoint(EndpointName="upd", EndpointConfigName="upd-c1")
-    _wait(sm, "upd")
+    wait_in_service(sm, "upd")
     runtime = server.client("sagemaker-runtime")
-    body = _rows(1)[1]
+    body = csv_rows(1)[1]
     variants: list[str] = []
     failures: list[BaseException] = []
     stop = threading.Event()
@@ -193,7 +138,7 @@ def test_update_under_load_loses_no_request(server: RunningServer, sm: Any, boos
     time.sleep(0.5)
     sm.update_endpoint(EndpointName="upd", EndpointConfigName="upd-c2")
     assert sm.describe_endpoint(EndpointName="upd")["EndpointStatus"] == "Updating"
-    _wait(sm, "upd")
+    wait_in_service(sm, "upd")
     time.sleep(3)  # past the old fleet's drain
     stop.set()
     for t in threads:
@@ -218,11 +163,11 @@ def predict_fn(data, model):
 def output_fn(prediction, accept):
     return json.dumps({"y": prediction})
 """
-    tar = _model_tar(tmp_path, {"weights.json": b'{"w": [1, 2, 3]}', "code/inference.py": script})
-    _create_model(sm, "custom", tar, image=SKLEARN_IMAGE, env={"SAGEMAKER_PROGRAM": "inference.py"})
-    _config(sm, "custom-config", [("AllTraffic", "custom", 1.0)])
+    tar = model_tar(tmp_path, {"weights.json": b'{"w": [1, 2, 3]}', "code/inference.py": script})
+    create_model(sm, "custom", tar, image=SKLEARN_IMAGE, env={"SAGEMAKER_PROGRAM": "inference.py"})
+    endpoint_config(sm, "custom-config", [("AllTraffic", "custom", 1.0)])
     sm.create_endpoint(EndpointName="custom", EndpointConfigName="custom-config")
-    _wait(sm, "custom")
+    wait_in_service(sm, "custom")
     runtime = server.client("sagemaker-runtime")
     answer = runtime.invoke_endpoint(EndpointName="custom", ContentType="application/json", Body=b"[1, 1, 2]")
     assert answer["Body"].read() == b'{"y": 9.0}'
@@ -242,11 +187,11 @@ def output_fn(prediction, accept):
 
 def test_delete_endpoint(server: RunningServer, sm: Any, endpoint: str) -> None:
     sm.create_endpoint(EndpointName="short-lived", EndpointConfigName="xgb-small-config")
-    _wait(sm, "short-lived")
+    wait_in_service(sm, "short-lived")
     sm.delete_endpoint(EndpointName="short-lived")
     sm.get_waiter("endpoint_deleted").wait(EndpointName="short-lived", WaiterConfig={"Delay": 1, "MaxAttempts": 60})
     with pytest.raises(ClientError) as err:
-        server.client("sagemaker-runtime").invoke_endpoint(EndpointName="short-lived", ContentType="text/csv", Body=_rows(1)[1])
+        server.client("sagemaker-runtime").invoke_endpoint(EndpointName="short-lived", ContentType="text/csv", Body=csv_rows(1)[1])
     assert err.value.response["Error"]["Code"] == "ValidationError"
     assert sm.describe_endpoint_config(EndpointConfigName="xgb-small-config")["EndpointConfigName"] == "xgb-small-config"
 
@@ -255,10 +200,10 @@ def test_endpoints_survive_a_server_crash(tmp_path: Path, boosters: dict[str, tu
     server = start_server(tmp_path / "home")
     try:
         sm = server.client("sagemaker")
-        _create_model(sm, "m", boosters["small"][1])
-        _config(sm, "c", [("AllTraffic", "m", 1.0)])
+        create_model(sm, "m", boosters["small"][1])
+        endpoint_config(sm, "c", [("AllTraffic", "m", 1.0)])
         sm.create_endpoint(EndpointName="durable", EndpointConfigName="c")
-        _wait(sm, "durable")
+        wait_in_service(sm, "durable")
         instances = sorted(p.name for p in (tmp_path / "home/endpoints/durable").iterdir())
         server.kill()
         server = start_server(tmp_path / "home")
@@ -268,7 +213,7 @@ def test_endpoints_survive_a_server_crash(tmp_path: Path, boosters: dict[str, tu
         deadline = time.monotonic() + 30
         while True:
             try:
-                answer = runtime.invoke_endpoint(EndpointName="durable", ContentType="text/csv", Body=_rows(1)[1])
+                answer = runtime.invoke_endpoint(EndpointName="durable", ContentType="text/csv", Body=csv_rows(1)[1])
                 break
             except ClientError:
                 assert time.monotonic() < deadline
@@ -281,13 +226,13 @@ def test_endpoints_survive_a_server_crash(tmp_path: Path, boosters: dict[str, tu
 
 
 def test_canary_update_shifts_traffic_in_steps_under_load(server: RunningServer, sm: Any, boosters: dict[str, tuple[Any, Path]]) -> None:
-    _create_model(sm, "can-v1", boosters["small"][1])
-    _create_model(sm, "can-v2", boosters["large"][1])
-    _config(sm, "can-c1", [("Blue", "can-v1", 1.0)])
-    _config(sm, "can-c2", [("Green", "can-v2", 1.0)])
+    create_model(sm, "can-v1", boosters["small"][1])
+    create_model(sm, "can-v2", boosters["large"][1])
+    endpoint_config(sm, "can-c1", [("Blue", "can-v1", 1.0)])
+    endpoint_config(sm, "can-c2", [("Green", "can-v2", 1.0)])
     sm.create_endpoint(EndpointName="canary", EndpointConfigName="can-c1")
-    _wait(sm, "canary")
-    body = _rows(1)[1]
+    wait_in_service(sm, "canary")
+    body = csv_rows(1)[1]
     seen: list[tuple[float, str]] = []
     failures: list[BaseException] = []
     stop = threading.Event()
@@ -310,7 +255,7 @@ def test_canary_update_shifts_traffic_in_steps_under_load(server: RunningServer,
                                             "CanarySize": {"Type": "CAPACITY_PERCENT", "Value": 50}},
             "TerminationWaitInSeconds": 1, "MaximumExecutionTimeoutInSeconds": 600,
         }})
-    _wait(sm, "canary")
+    wait_in_service(sm, "canary")
     time.sleep(2.5)
     stop.set()
     thread.join(30)
@@ -327,9 +272,9 @@ def test_canary_update_shifts_traffic_in_steps_under_load(server: RunningServer,
 
 
 def test_update_to_a_broken_model_rolls_back(server: RunningServer, sm: Any, endpoint: str, tmp_path: Path) -> None:
-    broken = _model_tar(tmp_path, {"code/inference.py": b"raise RuntimeError('cannot even import')\n"})
-    _create_model(sm, "broken", broken, image=SKLEARN_IMAGE, env={"SAGEMAKER_PROGRAM": "inference.py"})
-    _config(sm, "broken-config", [("Broken", "broken", 1.0)])
+    broken = model_tar(tmp_path, {"code/inference.py": b"raise RuntimeError('cannot even import')\n"})
+    create_model(sm, "broken", broken, image=SKLEARN_IMAGE, env={"SAGEMAKER_PROGRAM": "inference.py"})
+    endpoint_config(sm, "broken-config", [("Broken", "broken", 1.0)])
     sm.update_endpoint(EndpointName="xgb", EndpointConfigName="broken-config", DeploymentConfig={
         "BlueGreenUpdatePolicy": {"TrafficRoutingConfiguration": {"Type": "ALL_AT_ONCE", "WaitIntervalInSeconds": 0}}})
     deadline = time.monotonic() + 120
@@ -341,20 +286,20 @@ def test_update_to_a_broken_model_rolls_back(server: RunningServer, sm: Any, end
         time.sleep(0.1)
     assert endpoint["EndpointConfigName"] == "xgb-small-config"
     assert "cannot even import" in endpoint["FailureReason"]
-    answer = server.client("sagemaker-runtime").invoke_endpoint(EndpointName="xgb", ContentType="text/csv", Body=_rows(1)[1])
+    answer = server.client("sagemaker-runtime").invoke_endpoint(EndpointName="xgb", ContentType="text/csv", Body=csv_rows(1)[1])
     assert answer["InvokedProductionVariant"] == "AllTraffic"
 
 
 def test_alarm_during_canary_rolls_back(server: RunningServer, sm: Any, boosters: dict[str, tuple[Any, Path]], tmp_path: Path) -> None:
-    failing = _model_tar(tmp_path, {"code/inference.py": (
+    failing = model_tar(tmp_path, {"code/inference.py": (
         b"def model_fn(model_dir):\n    return None\n"
         b"def predict_fn(data, model):\n    raise RuntimeError('version 2 is broken')\n")})
-    _create_model(sm, "alarm-v1", boosters["small"][1])
-    _create_model(sm, "alarm-v2", failing, image=SKLEARN_IMAGE, env={"SAGEMAKER_PROGRAM": "inference.py"})
-    _config(sm, "alarm-c1", [("Stable", "alarm-v1", 1.0)])
-    _config(sm, "alarm-c2", [("Broken", "alarm-v2", 1.0)])
+    create_model(sm, "alarm-v1", boosters["small"][1])
+    create_model(sm, "alarm-v2", failing, image=SKLEARN_IMAGE, env={"SAGEMAKER_PROGRAM": "inference.py"})
+    endpoint_config(sm, "alarm-c1", [("Stable", "alarm-v1", 1.0)])
+    endpoint_config(sm, "alarm-c2", [("Broken", "alarm-v2", 1.0)])
     sm.create_endpoint(EndpointName="guarded", EndpointConfigName="alarm-c1")
-    _wait(sm, "guarded")
+    wait_in_service(sm, "guarded")
     server.client("cloudwatch").put_metric_alarm(
         AlarmName="guarded-5xx", Namespace="AWS/SageMaker", MetricName="Invocation5XXErrors",
         Dimensions=[{"Name": "EndpointName", "Value": "guarded"}, {"Name": "VariantName", "Value": "Broken"}],
@@ -362,7 +307,7 @@ def test_alarm_during_canary_rolls_back(server: RunningServer, sm: Any, boosters
         TreatMissingData="notBreaching",
     )
     runtime = server.client("sagemaker-runtime")
-    body = _rows(1)[1]
+    body = csv_rows(1)[1]
     outcomes: list[str] = []
     stop = threading.Event()
 
@@ -382,7 +327,7 @@ def test_alarm_during_canary_rolls_back(server: RunningServer, sm: Any, boosters
             "Type": "CANARY", "WaitIntervalInSeconds": 60, "CanarySize": {"Type": "CAPACITY_PERCENT", "Value": 25}}},
         "AutoRollbackConfiguration": {"Alarms": [{"AlarmName": "guarded-5xx"}]},
     })
-    endpoint = _wait(sm, "guarded", timeout=60)  # long before the 60 s bake would end
+    endpoint = wait_in_service(sm, "guarded", timeout=60)  # long before the 60 s bake would end
     stop.set()
     thread.join(30)
     assert endpoint["EndpointConfigName"] == "alarm-c1"

@@ -12,7 +12,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from tests.integration.conftest import ROLE, SKLEARN_IMAGE
-from tests.integration.test_endpoints import _model_tar, _wait
+from tests.integration.endpoint_helpers import model_tar, wait_in_service
 from tests.support.server import RunningServer, start_server
 
 SLOW_MODEL = b"""
@@ -42,7 +42,7 @@ def _instances(sm: Any, endpoint: str) -> int:
 
 def test_scale_to_zero_cold_start_and_throttling(server: RunningServer, tmp_path: Path) -> None:
     sm = server.client("sagemaker")
-    model = _model_tar(tmp_path, {"code/inference.py": SLOW_MODEL})
+    model = model_tar(tmp_path, {"code/inference.py": SLOW_MODEL})
     sm.create_model(ModelName="echo", ExecutionRoleArn=ROLE, PrimaryContainer={
         "Image": SKLEARN_IMAGE, "ModelDataUrl": str(model), "Environment": {"SAGEMAKER_PROGRAM": "inference.py"}})
     sm.create_endpoint_config(EndpointConfigName="echo-serverless", ProductionVariants=[{
@@ -51,7 +51,7 @@ def test_scale_to_zero_cold_start_and_throttling(server: RunningServer, tmp_path
     described = sm.describe_endpoint_config(EndpointConfigName="echo-serverless")
     assert described["ProductionVariants"][0]["ServerlessConfig"]["MaxConcurrency"] == 1
     sm.create_endpoint(EndpointName="echo", EndpointConfigName="echo-serverless")
-    endpoint = _wait(sm, "echo")
+    endpoint = wait_in_service(sm, "echo")
     assert endpoint["ProductionVariants"][0]["CurrentServerlessConfig"]["MemorySizeInMB"] == 2048
     assert _instances(sm, "echo") == 0  # nothing runs until the first request
 

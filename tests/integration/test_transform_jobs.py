@@ -13,7 +13,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from tests.integration.conftest import ROLE, XGBOOST_IMAGE
-from tests.integration.test_endpoints import _booster, _model_tar
+from tests.integration.endpoint_helpers import model_tar, train_booster
 from tests.support.server import RunningServer, start_server
 
 xgboost = pytest.importorskip("xgboost")
@@ -39,15 +39,15 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
 
 @pytest.fixture(scope="module")
 def booster() -> Any:
-    return _booster(5)
+    return train_booster(5)
 
 
 @pytest.fixture(scope="module")
 def models(sm: Any, booster: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     root = tmp_path_factory.mktemp("models")
     raw = bytes(booster.save_raw("ubj"))
-    plain = _model_tar(root / "plain", {"xgboost-model": raw})
-    jsonl = _model_tar(root / "jsonl", {"xgboost-model": raw, "code/inference.py": JSONL_HANDLERS})
+    plain = model_tar(root / "plain", {"xgboost-model": raw})
+    jsonl = model_tar(root / "jsonl", {"xgboost-model": raw, "code/inference.py": JSONL_HANDLERS})
     sm.create_model(ModelName="xgb-batch", ExecutionRoleArn=ROLE,
                     PrimaryContainer={"Image": XGBOOST_IMAGE, "ModelDataUrl": str(plain)})
     sm.create_model(ModelName="xgb-jsonl", ExecutionRoleArn=ROLE, PrimaryContainer={
@@ -91,7 +91,7 @@ def _job(name: str, model: str, source: Path, output: str, **extra: Any) -> dict
     return request
 
 
-def _wait(sm: Any, name: str, timeout: float = 120.0) -> dict[str, Any]:
+def wait_for_transform(sm: Any, name: str, timeout: float = 120.0) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while True:
         job = sm.describe_transform_job(TransformJobName=name)
@@ -119,7 +119,7 @@ def test_multirecord_csv_keeps_input_order_per_object(sm: Any, models: dict[str,
         BatchStrategy="MultiRecord", MaxPayloadInMB=1, MaxConcurrentTransforms=2,
     ))["TransformJobArn"]
     assert arn == "arn:aws:sagemaker:us-east-1:000000000000:transform-job/multi"
-    job = _wait(sm, "multi")
+    job = wait_for_transform(sm, "multi")
     assert job["TransformJobStatus"] == "Completed", job.get("FailureReason")
     assert job["TransformEndTime"] >= job["TransformStartTime"] >= job["CreationTime"]
     assert (job["ModelName"], job["BatchStrategy"], job["MaxPayloadInMB"]) == ("xgb-batch", "MultiRecord", 1)
@@ -134,7 +134,7 @@ def test_single_record_sends_one_row_per_request(sm: Any, models: dict[str, str]
     _write(tmp_path / "in" / "rows.csv", _csv(x))
     sm.create_transform_job(**_job("single", models["csv"], tmp_path / "in" / "rows.csv", str(tmp_path / "out"),
                                    BatchStrategy="SingleRecord"))
-    job = _wait(sm, "single")
+    job = wait_for_transform(sm, "single")
     assert job["TransformJobStatus"] == "Completed", job.get("FailureReason")
     np.testing.assert_allclose(_predictions(tmp_path / "out" / "rows.csv.out"), _expected(booster, x), rtol=1e-5)
 
@@ -146,7 +146,7 @@ def test_join_with_input_and_filters(sm: Any, models: dict[str, str], booster: A
         "joined", models["csv"], tmp_path / "in", str(tmp_path / "out"),
         DataProcessing={"InputFilter": "$[1:]", "JoinSource": "Input", "OutputFilter": "$[0,-1]"},
     ))
-    job = _wait(sm, "joined")
+    job = wait_for_transform(sm, "joined")
     assert job["TransformJobStatus"] == "Completed", job.get("FailureReason")
     assert job["DataProcessing"]["JoinSource"] == "Input"
     rows = [line.split(",") for line in (tmp_path / "out" / "ids.csv.out").read_text().splitlines()]
@@ -174,7 +174,7 @@ def test_json_lines_join_under_sagemaker_output(sm: Any, models: dict[str, str],
     ))
     expected = _expected(booster, x)
     for name in ("jsonl-objects", "jsonl-arrays"):
-        job = _wait(sm, name)
+        job = wait_for_transform(sm, name)
         assert job["TransformJobStatus"] == "Completed", job.get("FailureReason")
     joined = [json.loads(line) for line in (tmp_path / "out1" / "o.jsonl.out").read_text().splitlines()]
     assert [(r["id"], r["features"]) for r in joined] == [(i, row.tolist()) for i, row in enumerate(x)]
@@ -190,7 +190,7 @@ def test_two_instances_split_the_objects(server: RunningServer, sm: Any, models:
         _write(tmp_path / "in" / name, _csv(x))
     sm.create_transform_job(**_job("two-hosts", models["csv"], tmp_path / "in", str(tmp_path / "out"),
                                    TransformResources={"InstanceCount": 2}))
-    job = _wait(sm, "two-hosts")
+    job = wait_for_transform(sm, "two-hosts")
     assert job["TransformJobStatus"] == "Completed", job.get("FailureReason")
     for name, x in matrices.items():
         np.testing.assert_allclose(_predictions(tmp_path / "out" / f"{name}.out"), _expected(booster, x), rtol=1e-5)
@@ -210,7 +210,7 @@ def test_record_over_the_payload_limit_fails_the_job(sm: Any, models: dict[str, 
     big = ",".join(["1.5"] * 300_000)  # ~1.2 MB on one line
     _write(tmp_path / "in" / "big.csv", "1,2,3\n" + big + "\n")
     sm.create_transform_job(**_job("too-big", models["csv"], tmp_path / "in", str(tmp_path / "out"), MaxPayloadInMB=1))
-    job = _wait(sm, "too-big")
+    job = wait_for_transform(sm, "too-big")
     assert job["TransformJobStatus"] == "Failed"
     assert "big.csv" in job["FailureReason"]
     assert "larger than MaxPayloadInMB (1 MB)" in job["FailureReason"]
@@ -224,7 +224,7 @@ def test_stop_a_running_job(sm: Any, models: dict[str, str], tmp_path: Path) -> 
     time.sleep(1.0)
     sm.stop_transform_job(TransformJobName="stopped")
     assert sm.describe_transform_job(TransformJobName="stopped")["TransformJobStatus"] in ("Stopping", "Stopped")
-    job = _wait(sm, "stopped")
+    job = wait_for_transform(sm, "stopped")
     assert job["TransformJobStatus"] == "Stopped"
     assert not (tmp_path / "out" / "many.csv.out").exists()
     with pytest.raises(ClientError) as e:
@@ -255,7 +255,7 @@ def test_errors_and_listing(sm: Any, models: dict[str, str], tmp_path: Path) -> 
         sm.create_transform_job(**_job("errors-4", models["csv"], tmp_path / "in", str(tmp_path / "out"),
                                        MaxPayloadInMB=50, MaxConcurrentTransforms=4))
     assert e.value.response["Error"]["Code"] == "ValidationException"
-    job = _wait(sm, "errors-1")
+    job = wait_for_transform(sm, "errors-1")
     assert job["TransformJobStatus"] == "Completed", job.get("FailureReason")
     with pytest.raises(ClientError) as e:
         sm.stop_transform_job(TransformJobName="errors-1")

@@ -1,0 +1,65 @@
+"""Helpers for tests that build models and endpoints: boosters, archives, configs, waits."""
+
+from __future__ import annotations
+
+import io
+import tarfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sklearn.datasets import load_breast_cancer
+
+from tests.integration.conftest import ROLE, XGBOOST_IMAGE
+
+
+def train_booster(rounds: int, seed: int = 0) -> Any:
+    import xgboost
+
+    data = load_breast_cancer()
+    dtrain = xgboost.DMatrix(data.data, label=data.target)
+    params = {"objective": "binary:logistic", "max_depth": 3, "seed": seed}
+    return xgboost.train(params, dtrain, num_boost_round=rounds)
+
+
+def model_tar(directory: Path, files: dict[str, bytes]) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / "model.tar.gz"
+    with tarfile.open(path, "w:gz") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return path
+
+
+def create_model(sm: Any, name: str, data: Path, image: str = XGBOOST_IMAGE, env: dict[str, str] | None = None) -> None:
+    # one worker per instance keeps the suite light on a 2-core machine
+    container: dict[str, Any] = {"Image": image, "ModelDataUrl": str(data),
+                                 "Environment": {"SAGEMAKER_MODEL_SERVER_WORKERS": "1", **(env or {})}}
+    sm.create_model(ModelName=name, PrimaryContainer=container, ExecutionRoleArn=ROLE)
+
+
+def endpoint_config(sm: Any, name: str, variants: list[tuple[str, str, float]]) -> None:
+    sm.create_endpoint_config(EndpointConfigName=name, ProductionVariants=[
+        {"VariantName": variant, "ModelName": model, "InstanceType": "ml.m5.large",
+         "InitialInstanceCount": 1, "InitialVariantWeight": weight}
+        for variant, model, weight in variants
+    ])
+
+
+def wait_in_service(sm: Any, name: str, status: str = "InService", timeout: float = 120) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        endpoint = sm.describe_endpoint(EndpointName=name)
+        if endpoint["EndpointStatus"] == status:
+            return endpoint
+        assert endpoint["EndpointStatus"] in ("Creating", "Updating", "InService"), endpoint
+        assert time.monotonic() < deadline, f"{name} is still {endpoint['EndpointStatus']}"
+        time.sleep(0.1)
+
+
+def csv_rows(count: int) -> tuple[np.ndarray, bytes]:
+    x = load_breast_cancer().data[:count]
+    return x, "\n".join(",".join(repr(float(v)) for v in row) for row in x).encode()
