@@ -5,16 +5,13 @@ Each handler validates, writes desired state and returns at once; the controller
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import Any
 
-from modelyard.api.listing import list_page
-from modelyard.core.arns import make_arn, name_from_arn
-from modelyard.core.errors import LegacyNotFound, ResourceInUse, ValidationError
-from modelyard.core.settings import Settings
+from modelyard.core.errors import ResourceInUse, ValidationError
 from modelyard.jobs import status as js
-from modelyard.store.base import DuplicateRecord, MetadataStore, Record, RecordNotFound
+from modelyard.jobs.service import JobService
+from modelyard.store.base import Record
 from modelyard.training import spec as training_spec
 from modelyard.training.controller import KIND, TrainingJobController, final_metrics
 
@@ -23,20 +20,12 @@ Handler = Callable[[dict[str, Any]], dict[str, Any]]
 _DEFAULT_STOPPING = {"MaxRuntimeInSeconds": 86400}
 
 
-class TrainingService:
+class TrainingService(JobService):
     """CreateTrainingJob, DescribeTrainingJob, ListTrainingJobs, StopTrainingJob, DeleteTrainingJob."""
 
-    def __init__(
-        self,
-        settings: Settings,
-        store: MetadataStore,
-        controller: TrainingJobController,
-        wake: Callable[[], None],
-    ) -> None:
-        self.settings = settings
-        self.store = store
-        self.controller = controller
-        self.wake = wake
+    arn_type = "training-job"
+    noun = "training job"
+    controller: TrainingJobController
 
     def operations(self) -> dict[str, Handler]:
         return {
@@ -47,9 +36,6 @@ class TrainingService:
             "DeleteTrainingJob": self.delete,
         }
 
-    def arn(self, name: str) -> str:
-        return make_arn(self.settings.region, self.settings.account_id, "training-job", name)
-
     # --- operations ----------------------------------------------------------------------
     def create(self, params: dict[str, Any]) -> dict[str, Any]:
         training_spec.validate_create(params)
@@ -57,41 +43,24 @@ class TrainingService:
         spec = {k: v for k, v in params.items() if k != "Tags"}
         spec.setdefault("StoppingCondition", dict(_DEFAULT_STOPPING))
         spec["StoppingCondition"].setdefault("MaxRuntimeInSeconds", 86400)
-        now = time.time()
-        record = Record(
-            kind=KIND, name=name, arn=self.arn(name), status="InProgress", created=now,
-            modified=now, version=1, spec=spec, state=js.initial(now),
-        )
-        try:
-            self.store.create(record)
-        except DuplicateRecord as e:
-            raise ResourceInUse(f"Training job {name} already exists.") from e
-        if params.get("Tags"):
-            self.store.set_tags(record.arn, {t["Key"]: t["Value"] for t in params["Tags"]})
-        self.wake()
+        record = self.submit(name, spec, params.get("Tags"))
         return {"TrainingJobArn": record.arn}
 
     def describe(self, params: dict[str, Any]) -> dict[str, Any]:
-        return self.description(self._get(params["TrainingJobName"]))
+        return self.description(self.get(params["TrainingJobName"]))
 
     def list(self, params: dict[str, Any]) -> dict[str, Any]:
-        records, token = list_page(self.store, KIND, params)
+        records, token = self.page(params)
         summaries = [self._summary(r) for r in records]
         return {"TrainingJobSummaries": summaries, "NextToken": token}
 
     def stop(self, params: dict[str, Any]) -> dict[str, Any]:
-        record = self._get(params["TrainingJobName"])
-        if record.status != "InProgress":
-            raise ValidationError(
-                f"The request was rejected because the training job is in status {record.status}."
-            )
-        self.controller.request_stop(record.name)
-        self.wake()
+        self.stop_job(params["TrainingJobName"])
         return {}
 
     def interrupt(self, name_or_arn: str) -> None:
         """Reclaim a managed-spot job's capacity as AWS would: it restarts from its checkpoints."""
-        record = self._get(name_or_arn)
+        record = self.get(name_or_arn)
         if not record.spec.get("EnableManagedSpotTraining"):
             raise ValidationError(
                 f"Training job {record.name} does not use managed spot training; only spot jobs "
@@ -103,7 +72,7 @@ class TrainingService:
         self.wake()
 
     def delete(self, params: dict[str, Any]) -> dict[str, Any]:
-        record = self._get(params["TrainingJobName"])
+        record = self.get(params["TrainingJobName"])
         if record.status not in js.TERMINAL:
             raise ResourceInUse(
                 f"Training job {record.name} is {record.status}; stop it before deleting it."
@@ -154,10 +123,5 @@ class TrainingService:
             "SecondaryStatus": record.state.get("SecondaryStatus"),
         }
 
-    def _get(self, name_or_arn: str) -> Record:
-        name = name_from_arn(name_or_arn)
-        try:
-            return self.store.get(KIND, name)
-        except RecordNotFound as e:
-            raise LegacyNotFound("training job", self.arn(name), "Requested resource not found.") from e
-
+    def missing_message(self, name: str) -> str:
+        return "Requested resource not found."

@@ -7,40 +7,30 @@ shown), as SageMaker resolves the model when the job is created.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import Any
 
-from modelyard.api.listing import list_page
-from modelyard.core.arns import make_arn, name_from_arn
-from modelyard.core.errors import LegacyNotFound, ResourceInUse, ValidationError
 from modelyard.core.settings import Settings
-from modelyard.jobs import status as js
+from modelyard.jobs.service import JobService
 from modelyard.serving import spec as serving_spec
 from modelyard.serving.service import Catalog
-from modelyard.store.base import DuplicateRecord, MetadataStore, Record, RecordNotFound
+from modelyard.store.base import MetadataStore, Record
 from modelyard.transform import spec as transform_spec
-from modelyard.transform.controller import KIND, TransformJobController
+from modelyard.transform.controller import TransformJobController
 
 Handler = Callable[[dict[str, Any]], dict[str, Any]]
 
 
-class TransformService:
+class TransformService(JobService):
     """CreateTransformJob, DescribeTransformJob, ListTransformJobs, StopTransformJob."""
 
-    def __init__(
-        self,
-        settings: Settings,
-        store: MetadataStore,
-        models: Catalog,
-        controller: TransformJobController,
-        wake: Callable[[], None],
-    ) -> None:
-        self.settings = settings
-        self.store = store
+    arn_type = "transform-job"
+    noun = "transform job"
+
+    def __init__(self, settings: Settings, store: MetadataStore, models: Catalog,
+                 controller: TransformJobController, wake: Callable[[], None]) -> None:
+        super().__init__(settings, store, controller, wake)
         self.models = models
-        self.controller = controller
-        self.wake = wake
 
     def operations(self) -> dict[str, Handler]:
         return {
@@ -50,44 +40,24 @@ class TransformService:
             "StopTransformJob": self.stop,
         }
 
-    def arn(self, name: str) -> str:
-        return make_arn(self.settings.region, self.settings.account_id, "transform-job", name)
-
     # --- operations ----------------------------------------------------------------------
     def create(self, params: dict[str, Any]) -> dict[str, Any]:
         transform_spec.validate_create(params)
         name = params["TransformJobName"]
         spec = {k: v for k, v in params.items() if k != "Tags"}
         spec["_model"] = self._model_snapshot(params["ModelName"])
-        now = time.time()
-        record = Record(
-            kind=KIND, name=name, arn=self.arn(name), status="InProgress", created=now,
-            modified=now, version=1, spec=spec, state=js.initial(now),
-        )
-        try:
-            self.store.create(record)
-        except DuplicateRecord as e:
-            raise ResourceInUse(f"Job name must be unique within an AWS account and region, and a job with this name already exists ({record.arn})") from e
-        if params.get("Tags"):
-            self.store.set_tags(record.arn, {t["Key"]: t["Value"] for t in params["Tags"]})
-        self.wake()
+        record = self.submit(name, spec, params.get("Tags"))
         return {"TransformJobArn": record.arn}
 
     def describe(self, params: dict[str, Any]) -> dict[str, Any]:
-        return self.description(self._get(params["TransformJobName"]))
+        return self.description(self.get(params["TransformJobName"]))
 
     def list(self, params: dict[str, Any]) -> dict[str, Any]:
-        records, token = list_page(self.store, KIND, params)
+        records, token = self.page(params)
         return {"TransformJobSummaries": [self._summary(r) for r in records], "NextToken": token}
 
     def stop(self, params: dict[str, Any]) -> dict[str, Any]:
-        record = self._get(params["TransformJobName"])
-        if record.status != "InProgress":
-            raise ValidationError(
-                f"The request was rejected because the transform job is in status {record.status}."
-            )
-        self.controller.request_stop(record.name)
-        self.wake()
+        self.stop_job(params["TransformJobName"])
         return {}
 
     # --- views ---------------------------------------------------------------------------
@@ -128,12 +98,3 @@ class TransformService:
             "compressed": compressed,
             "environment": dict(container.get("Environment", {})),
         }
-
-    def _get(self, name_or_arn: str) -> Record:
-        name = name_from_arn(name_or_arn)
-        try:
-            return self.store.get(KIND, name)
-        except RecordNotFound as e:
-            raise LegacyNotFound(
-                "transform job", self.arn(name), f"Could not find requested job with name {name}"
-            ) from e
