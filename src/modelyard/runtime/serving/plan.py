@@ -20,17 +20,15 @@ worker that dies is replaced. SIGTERM stops the instance gracefully (in-flight r
 from __future__ import annotations
 
 import dataclasses
-import json
-from pathlib import Path
-from typing import Any
 
-PLAN_FILE = "plan.json"
-EVENTS_FILE = "events.jsonl"
-LOGS_FILE = "logs.jsonl"
+# an instance reports through the same files as a job host
+from modelyard.runtime.plan import EVENTS_FILE, LOGS_FILE, PLAN_FILE, PlanFile
+
+__all__ = ["EVENTS_FILE", "LOGS_FILE", "PLAN_FILE", "ServePlan"]
 
 
 @dataclasses.dataclass(frozen=True)
-class ServePlan:
+class ServePlan(PlanFile):
     """One instance of one production variant of one endpoint."""
 
     endpoint_name: str
@@ -45,23 +43,3 @@ class ServePlan:
     environment: dict[str, str] = dataclasses.field(default_factory=dict)
     region: str = "us-east-1"
     isolation: str = "rewrite"  # namespace: /opt/ml is a private bind mount (as for training)
-
-    def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), indent=1, sort_keys=True)
-
-    @classmethod
-    def from_json(cls, text: str) -> ServePlan:
-        raw: dict[str, Any] = json.loads(text)
-        return cls(**raw)
-
-    def write(self, instance_dir: Path) -> Path:
-        instance_dir.mkdir(parents=True, exist_ok=True)
-        path = instance_dir / PLAN_FILE
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(self.to_json())
-        tmp.replace(path)
-        return path
-
-    @classmethod
-    def read(cls, instance_dir: Path) -> ServePlan:
-        return cls.from_json((instance_dir / PLAN_FILE).read_text())
