@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from rich.console import Console
@@ -55,3 +55,14 @@ def _cell(value: Any) -> str:
     if isinstance(value, (dict, list)):
         return json.dumps(_plain(value), default=str)
     return str(value)
+
+
+def print_log_events(events: Iterable[tuple[str, dict[str, Any]]], output: str) -> None:
+    """Log lines as they come: JSON objects, or text with a ``[algo-N]`` prefix past host 1."""
+    from modelyard.sdk.logs import line_prefix
+
+    for stream, event in events:
+        if output == "json":
+            print_json({"stream": stream, **event})
+        else:
+            print(line_prefix(stream) + event["message"], flush=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from modelyard.cli.options import common, session_for
-from modelyard.cli.output import print_fields, print_json, print_table
+from modelyard.cli.output import print_fields, print_json, print_log_events, print_table
 
 _DESCRIBE_FIELDS = (
     "TrainingJobName", "TrainingJobStatus", "SecondaryStatus", "FailureReason", "CreationTime",
@@ -71,15 +71,10 @@ def stop(home, endpoint_url, output, name):  # noqa: ANN001, ANN201
 @click.option("-f", "--follow", is_flag=True, help="Keep printing until the job ends.")
 def logs(home, endpoint_url, output, name, follow):  # noqa: ANN001, ANN201
     """Print a job's log lines (every host), optionally following them live."""
-    from modelyard.sdk.logs import follow_training_job, line_prefix
+    from modelyard.sdk.logs import follow_training_job
 
     session = session_for(home, endpoint_url)
-    for stream, event in follow_training_job(session.sagemaker, session.logs, name, follow=follow):
-        if output == "json":
-            print_json({"stream": stream, **event})
-        else:
-            click.echo(line_prefix(stream) + event["message"])
-
+    print_log_events(follow_training_job(session.sagemaker, session.logs, name, follow=follow), output)
 
 @training_jobs.command("metrics")
 @common

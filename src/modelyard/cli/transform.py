@@ -9,7 +9,7 @@ from __future__ import annotations
 import click
 
 from modelyard.cli.options import common, session_for
-from modelyard.cli.output import print_fields, print_json, print_table
+from modelyard.cli.output import print_fields, print_json, print_log_events, print_table
 
 _DESCRIBE_FIELDS = (
     "TransformJobName", "TransformJobStatus", "FailureReason", "Progress", "ModelName",
@@ -84,7 +84,7 @@ def stop(home, endpoint_url, output, name):  # noqa: ANN001, ANN201
 @click.option("-f", "--follow", is_flag=True, help="Keep printing until the job ends.")
 def logs(home, endpoint_url, output, name, follow):  # noqa: ANN001, ANN201
     """Print a job's log lines (every host), optionally following them live."""
-    from modelyard.sdk.logs import follow_job, line_prefix
+    from modelyard.sdk.logs import follow_job
     from modelyard.sdk.transformer import LOG_GROUP
 
     session = session_for(home, endpoint_url)
@@ -92,8 +92,4 @@ def logs(home, endpoint_url, output, name, follow):  # noqa: ANN001, ANN201
     def describe() -> dict:
         return dict(session.sagemaker.describe_transform_job(TransformJobName=name))
 
-    for stream, event in follow_job(describe, "TransformJobStatus", session.logs, LOG_GROUP, name, follow=follow):
-        if output == "json":
-            print_json({"stream": stream, **event})
-        else:
-            click.echo(line_prefix(stream) + event["message"])
+    print_log_events(follow_job(describe, "TransformJobStatus", session.logs, LOG_GROUP, name, follow=follow), output)
