@@ -6,6 +6,9 @@ API), ``X-Amz-Target: Logs_20140328.<Op>`` (CloudWatch Logs),
 1.0), ``X-Amz-Target: AnyScaleFrontendService.<Op>`` (Application Auto Scaling, awsJson 1.1) and
 form-encoded ``Action=GetCallerIdentity`` (STS). Every call is SigV4-signed with one of the
 platform's keys.
+``POST /endpoints/{name}/invocations`` (and ``/async-invocations``,
+``/invocations-response-stream``) is the ``sagemaker-runtime`` data plane; it bypasses the
+framework and goes straight to :class:`~modelyard.serving.router.Router`.
 ``GET /ping`` answers unsigned, for health checks and server discovery.
 ``GET /metrics`` (Prometheus text) answers unsigned only while the server listens on a loopback
 address, since scrapers cannot sign; bound to any other address it wants a SigV4 signature,
