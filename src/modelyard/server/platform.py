@@ -22,6 +22,7 @@ from modelyard.jobs.loop import ReconcileLoop
 from modelyard.serving import spec as serving_spec
 from modelyard.serving.async_controller import AsyncInvocationController
 from modelyard.serving.async_invocations import AsyncInvocationHandler
+from modelyard.serving.capture import Capturer
 from modelyard.serving.controller import EndpointController
 from modelyard.serving.endpoints import EndpointService
 from modelyard.serving.fleet import Fleet
@@ -85,6 +86,8 @@ class Platform:
         self.endpoints = EndpointService(settings, self.store, self.models, self.loop.wake)
         self.router = Router(settings, self.routes, self.lookup_secret)
         self.router.demand, self.router.wake = demand, self.loop.wake
+        self.capturer = Capturer(self.artifacts)
+        self.router.capturer = self.capturer
         self.router.extra_routes[ASYNC_SUFFIX] = AsyncInvocationHandler(
             self.router, self.store, self.artifacts, self.loop.wake
         )
@@ -118,6 +121,7 @@ class Platform:
         return {**self.metrics.operations(), **self.alarms.operations()}
 
     def start(self) -> None:
+        self.capturer.start()
         self.loop.start()
         log.info("modelyard platform started: %s", self.settings.redacted())
 
@@ -125,4 +129,5 @@ class Platform:
         self.loop.stop()
         self.async_controller.shutdown()
         self.endpoint_controller.shutdown()
+        self.capturer.close()
         self.store.close()

@@ -217,7 +217,7 @@ def _route(name: str, state: dict[str, Any]) -> Route | None:
     variants = _variant_routes(state["fleet"], live["config"], live["weights"], 1.0 - share, known)
     if canary:
         variants += _variant_routes(state["fleet"], canary["config"], canary["weights"], share, state["target"])
-    return Route(name, tuple(variants)) if variants else None
+    return Route(name, tuple(variants), known.get("capture")) if variants else None
 
 
 def _variant_routes(fleet: list[dict[str, Any]], config: str, weights: dict[str, float], share: float,

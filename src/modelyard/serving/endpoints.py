@@ -16,6 +16,7 @@ from modelyard.api.listing import list_page
 from modelyard.core.errors import ValidationError
 from modelyard.core.settings import Settings
 from modelyard.serving import rollout, spec
+from modelyard.serving.capture import capture_status
 from modelyard.serving.service import Catalog, ModelService
 from modelyard.store.base import MetadataStore, Record
 from modelyard.store.mutate import mutate
@@ -133,7 +134,7 @@ class EndpointService:
                 compressed=compressed,
                 environment=dict(container.get("Environment", {})),
             )
-        return {"config": config.name, "variants": variants}
+        return {"config": config.name, "variants": variants, "capture": config.spec.get("DataCaptureConfig")}
 
     def _idle(self, name: str, action: str) -> Record:
         record = self.endpoints.get(name)
@@ -180,6 +181,7 @@ def describe_endpoint(record: Record) -> dict[str, Any]:
         "ProductionVariants": variants,
         "EndpointStatus": state["EndpointStatus"],
         "FailureReason": state.get("FailureReason"),
+        "DataCaptureConfig": capture_status((state.get("live_target") or target).get("capture")),
         "CreationTime": record.created,
         "LastModifiedTime": state.get("LastModifiedTime", record.modified),
     }

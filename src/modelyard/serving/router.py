@@ -18,6 +18,7 @@ from modelyard.api.errors import rest_json_error
 from modelyard.api.sigv4 import verify_request
 from modelyard.core.errors import ModelError, ModelyardError, ServiceUnavailable, ValidationError
 from modelyard.core.settings import Settings
+from modelyard.serving.capture import Capturer
 from modelyard.serving.routes import RoutingTable, VariantRoute
 from modelyard.serving.serverless import COLD_START_TIMEOUT, Demand, Throttled
 from modelyard.serving.upstream import Upstream, UpstreamClosed
@@ -64,6 +65,7 @@ class Router:
         self.lookup_secret = lookup_secret
         self.upstreams: dict[int, Upstream] = {}
         self.observer: InvocationObserver | None = None
+        self.capturer: Capturer | None = None
         self.demand = Demand()  # replaced by the platform with the controller's
         self.wake: Callable[[], None] = lambda: None
         self.extra_routes: dict[str, Callable[[Scope, Receive, Send], Awaitable[None]]] = {}
@@ -124,6 +126,15 @@ class Router:
         if status >= 300:
             text = reply.decode("utf-8", "replace")
             raise ModelError(variant.name, status, text, self.settings.account_id)
+        route = self.table.routes.get(name)
+        if route is not None and route.capture and self.capturer is not None:
+            inference_id = headers.get(b"x-amzn-sagemaker-inference-id")
+            self.capturer.record(
+                name, variant.name, route.capture,
+                (forward[0][1].decode("latin-1"), body),
+                (reply_headers.get(b"content-type", b"application/octet-stream").decode("latin-1"), reply),
+                inference_id.decode("latin-1") if inference_id else None,
+            )
         out = [(b"content-type", reply_headers.get(b"content-type", b"application/octet-stream")),
                (b"x-amzn-invoked-production-variant", variant.name.encode())]
         if b"x-amzn-sagemaker-custom-attributes" in reply_headers:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import random
 from collections.abc import Mapping
+from typing import Any
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,6 +29,7 @@ class Route:
 
     endpoint: str
     variants: tuple[VariantRoute, ...]
+    capture: dict[str, Any] | None = None  # the live config's DataCaptureConfig
 
     def pick(self, target_variant: str | None = None) -> VariantRoute | None:
         """``target_variant`` if given (None when unknown), else a variant drawn by weight."""

@@ -64,10 +64,14 @@ def model_data(container: dict[str, Any]) -> tuple[str | None, bool]:
 
 def validate_endpoint_config(request: dict[str, Any]) -> None:
     """Check a CreateEndpointConfig request (model existence is checked by the service)."""
-    for field, what in (("ShadowProductionVariants", "shadow variants"),
-                        ("DataCaptureConfig", "data capture")):
-        if request.get(field):
-            raise ValidationError(f"{field}: {what} is not supported by modelyard yet.")
+    if request.get("ShadowProductionVariants"):
+        raise ValidationError("ShadowProductionVariants: shadow variants are not supported by modelyard yet.")
+    capture = request.get("DataCaptureConfig")
+    if capture is not None and not _URI.match(capture["DestinationS3Uri"]):
+        raise ValidationError(
+            f"DataCaptureConfig.DestinationS3Uri {capture['DestinationS3Uri']} is not a valid URI; "
+            "use s3://bucket/key, file:///path or an absolute path."
+        )
     if "AsyncInferenceConfig" in request:
         validate_async_config(request["AsyncInferenceConfig"])
     names: set[str] = set()
