@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import sqlite3
+import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -94,7 +96,9 @@ def _sqlite_engine(url: URL, busy_timeout_s: float) -> Engine:
             cursor.execute("PRAGMA foreign_keys = ON")
             if not memory:
                 # Readers do not block the writer and vice versa; persistent in the file.
-                cursor.execute("PRAGMA journal_mode = WAL")
+                # Switching a new file to WAL needs a moment alone with it, and SQLite may
+                # answer "locked" at once instead of waiting (processes starting together).
+                retry_locked(lambda: cursor.execute("PRAGMA journal_mode = WAL"), busy_timeout_s)
         finally:
             cursor.close()
 
@@ -107,6 +111,21 @@ def _sqlite_engine(url: URL, busy_timeout_s: float) -> Engine:
     return engine
 
 
+def retry_locked(action: Callable[[], Any], timeout_s: float) -> Any:
+    """Run ``action``, again after a short pause while SQLite says the database is locked."""
+    deadline = time.monotonic() + timeout_s
+    delay = 0.01
+    while True:
+        try:
+            return action()
+        except (sqlite3.OperationalError, sa_exc.OperationalError, StoreError) as e:
+            locked = "database is locked" in str(e) or "database is locked" in str(e.__cause__)
+            if not locked or time.monotonic() > deadline:
+                raise
+        time.sleep(delay)
+        delay = min(delay * 2, 0.5)
+
+
 def upgrade_to_head(engine: Engine) -> None:
     """Migrate the database to the newest revision; a no-op when it is already there.
 
@@ -117,6 +136,10 @@ def upgrade_to_head(engine: Engine) -> None:
     # configparser interpolates "%"; a folder name containing one must be escaped.
     config.set_main_option("script_location", str(MIGRATIONS_DIR).replace("%", "%%"))
     config.set_main_option("path_separator", "os")
+    retry_locked(lambda: _upgrade(engine, config), 30.0)
+
+
+def _upgrade(engine: Engine, config: AlembicConfig) -> None:
     with translated(), engine.connect() as conn:
         conn.execution_options(**{WRITE_OPTION: True})
         with conn.begin():
