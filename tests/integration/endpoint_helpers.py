@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import io
 import tarfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from botocore.exceptions import ClientError
 from sklearn.datasets import load_breast_cancer
 
 from tests.integration.conftest import ROLE, XGBOOST_IMAGE
@@ -63,3 +65,52 @@ def wait_in_service(sm: Any, name: str, status: str = "InService", timeout: floa
 def csv_rows(count: int) -> tuple[np.ndarray, bytes]:
     x = load_breast_cancer().data[:count]
     return x, "\n".join(",".join(repr(float(v)) for v in row) for row in x).encode()
+
+
+class Load:
+    """Background InvokeEndpoint traffic while a test changes the endpoint (at most 120 s).
+
+    Each call leaves one entry in ``outcomes``: ``(monotonic time, variant, None)`` on success,
+    ``(time, None, error code)`` on any failure (codes, not exceptions: a kept traceback would
+    keep the client's sockets alive past the test).
+    """
+
+    def __init__(self, server: Any, endpoint: str, body: bytes, threads: int = 1) -> None:
+        self.server = server
+        self.endpoint = endpoint
+        self.body = body
+        self.outcomes: list[tuple[float, str | None, str | None]] = []
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._run) for _ in range(threads)]
+
+    def __enter__(self) -> Load:
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(30)
+
+    @property
+    def variants(self) -> list[str]:
+        return [variant for _, variant, _ in self.outcomes if variant is not None]
+
+    @property
+    def failures(self) -> list[str]:
+        return [error for _, _, error in self.outcomes if error is not None]
+
+    def _run(self) -> None:
+        client = self.server.client("sagemaker-runtime")
+        deadline = time.monotonic() + 120
+        try:
+            while not self._stop.is_set() and time.monotonic() < deadline:
+                try:
+                    answer = client.invoke_endpoint(EndpointName=self.endpoint, ContentType="text/csv", Body=self.body)
+                    self.outcomes.append((time.monotonic(), answer["InvokedProductionVariant"], None))
+                except BaseException as e:  # any failure counts
+                    code = e.response["Error"]["Code"] if isinstance(e, ClientError) else f"{type(e).__name__}: {e}"
+                    self.outcomes.append((time.monotonic(), None, code))
+        finally:
+            client.close()  # its pooled sockets, not left to the garbage collector

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -14,6 +13,7 @@ from botocore.exceptions import ClientError
 
 from tests.integration.conftest import ROLE, SKLEARN_IMAGE, XGBOOST_IMAGE
 from tests.integration.endpoint_helpers import (
+    Load,
     create_model,
     csv_rows,
     endpoint_config,
@@ -119,30 +119,13 @@ def test_update_under_load_loses_no_request(server: RunningServer, sm: Any, boos
     wait_in_service(sm, "upd")
     runtime = server.client("sagemaker-runtime")
     body = csv_rows(1)[1]
-    variants: list[str] = []
-    failures: list[BaseException] = []
-    stop = threading.Event()
-
-    def load() -> None:
-        client = server.client("sagemaker-runtime")
-        deadline = time.monotonic() + 120
-        while not stop.is_set() and time.monotonic() < deadline:
-            try:
-                variants.append(client.invoke_endpoint(EndpointName="upd", ContentType="text/csv", Body=body)["InvokedProductionVariant"])
-            except BaseException as e:  # any failure counts
-                failures.append(e)
-
-    threads = [threading.Thread(target=load) for _ in range(2)]
-    for t in threads:
-        t.start()
-    time.sleep(0.5)
-    sm.update_endpoint(EndpointName="upd", EndpointConfigName="upd-c2")
-    assert sm.describe_endpoint(EndpointName="upd")["EndpointStatus"] == "Updating"
-    wait_in_service(sm, "upd")
-    time.sleep(3)  # past the old fleet's drain
-    stop.set()
-    for t in threads:
-        t.join(30)
+    with Load(server, "upd", body, threads=2) as load:
+        time.sleep(0.5)
+        sm.update_endpoint(EndpointName="upd", EndpointConfigName="upd-c2")
+        assert sm.describe_endpoint(EndpointName="upd")["EndpointStatus"] == "Updating"
+        wait_in_service(sm, "upd")
+        time.sleep(3)  # past the old fleet's drain
+    failures, variants = load.failures, load.variants
     assert failures == []
     assert variants[0] == "Blue" and variants[-1] == "Green"
     assert sm.describe_endpoint(EndpointName="upd")["EndpointConfigName"] == "upd-c2"
@@ -233,34 +216,18 @@ def test_canary_update_shifts_traffic_in_steps_under_load(server: RunningServer,
     sm.create_endpoint(EndpointName="canary", EndpointConfigName="can-c1")
     wait_in_service(sm, "canary")
     body = csv_rows(1)[1]
-    seen: list[tuple[float, str]] = []
-    failures: list[BaseException] = []
-    stop = threading.Event()
-
-    def load() -> None:
-        client = server.client("sagemaker-runtime")
-        deadline = time.monotonic() + 120
-        while not stop.is_set() and time.monotonic() < deadline:
-            try:
-                answer = client.invoke_endpoint(EndpointName="canary", ContentType="text/csv", Body=body)
-                seen.append((time.monotonic(), answer["InvokedProductionVariant"]))
-            except BaseException as e:
-                failures.append(e)
-
-    thread = threading.Thread(target=load)
-    thread.start()
-    sm.update_endpoint(EndpointName="canary", EndpointConfigName="can-c2", DeploymentConfig={
-        "BlueGreenUpdatePolicy": {
-            "TrafficRoutingConfiguration": {"Type": "CANARY", "WaitIntervalInSeconds": 3,
-                                            "CanarySize": {"Type": "CAPACITY_PERCENT", "Value": 50}},
-            "TerminationWaitInSeconds": 1, "MaximumExecutionTimeoutInSeconds": 600,
-        }})
-    wait_in_service(sm, "canary")
-    time.sleep(2.5)
-    stop.set()
-    thread.join(30)
+    with Load(server, "canary", body) as load:
+        sm.update_endpoint(EndpointName="canary", EndpointConfigName="can-c2", DeploymentConfig={
+            "BlueGreenUpdatePolicy": {
+                "TrafficRoutingConfiguration": {"Type": "CANARY", "WaitIntervalInSeconds": 3,
+                                                "CanarySize": {"Type": "CAPACITY_PERCENT", "Value": 50}},
+                "TerminationWaitInSeconds": 1, "MaximumExecutionTimeoutInSeconds": 600,
+            }})
+        wait_in_service(sm, "canary")
+        time.sleep(2.5)
+    failures = load.failures
     assert failures == []
-    variants = [v for _, v in seen]
+    variants = load.variants
     # blue only, then both while the canary bakes, then green only
     first_green = variants.index("Green")
     last_blue = len(variants) - 1 - variants[::-1].index("Blue")
@@ -308,30 +275,16 @@ def test_alarm_during_canary_rolls_back(server: RunningServer, sm: Any, boosters
     )
     runtime = server.client("sagemaker-runtime")
     body = csv_rows(1)[1]
-    outcomes: list[str] = []
-    stop = threading.Event()
-
-    def load() -> None:
-        client = server.client("sagemaker-runtime")
-        deadline = time.monotonic() + 120
-        while not stop.is_set() and time.monotonic() < deadline:
-            try:
-                outcomes.append(client.invoke_endpoint(EndpointName="guarded", ContentType="text/csv", Body=body)["InvokedProductionVariant"])
-            except ClientError as e:
-                outcomes.append(e.response["Error"]["Code"])
-
-    thread = threading.Thread(target=load)
-    thread.start()
-    sm.update_endpoint(EndpointName="guarded", EndpointConfigName="alarm-c2", DeploymentConfig={
-        "BlueGreenUpdatePolicy": {"TrafficRoutingConfiguration": {
-            "Type": "CANARY", "WaitIntervalInSeconds": 60, "CanarySize": {"Type": "CAPACITY_PERCENT", "Value": 25}}},
-        "AutoRollbackConfiguration": {"Alarms": [{"AlarmName": "guarded-5xx"}]},
-    })
-    endpoint = wait_in_service(sm, "guarded", timeout=60)  # long before the 60 s bake would end
-    stop.set()
-    thread.join(30)
+    with Load(server, "guarded", body) as load:
+        sm.update_endpoint(EndpointName="guarded", EndpointConfigName="alarm-c2", DeploymentConfig={
+            "BlueGreenUpdatePolicy": {"TrafficRoutingConfiguration": {
+                "Type": "CANARY", "WaitIntervalInSeconds": 60, "CanarySize": {"Type": "CAPACITY_PERCENT", "Value": 25}}},
+            "AutoRollbackConfiguration": {"Alarms": [{"AlarmName": "guarded-5xx"}]},
+        })
+        endpoint = wait_in_service(sm, "guarded", timeout=60)  # long before the 60 s bake would end
+    codes = load.failures
     assert endpoint["EndpointConfigName"] == "alarm-c1"
     assert "guarded-5xx" in endpoint["FailureReason"]
-    assert "ModelError" in outcomes  # the canary did get traffic, and failed
+    assert "ModelError" in codes  # the canary did get traffic, and failed
     after = runtime.invoke_endpoint(EndpointName="guarded", ContentType="text/csv", Body=body)
     assert after["InvokedProductionVariant"] == "Stable"
