@@ -18,6 +18,7 @@ An update therefore never stops serving: the old fleet answers until the new one
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -81,8 +82,10 @@ class EndpointController:
         state, fleet = self._handle_failures(state, fleet)
         if state["EndpointStatus"] == "Failed":
             return self._save(record, state, fleet)
-        fleet = self._scale(record.name, state["target"], fleet)
-        state, fleet = self._promote(record.name, state, fleet)
+        capacity = rollout.green_capacity(state.get("rollout"))
+        fleet = [self._retire(i, time.time(), DRAIN_SECONDS) if i.get("retire_at") else i for i in fleet]
+        fleet = self._scale(record.name, state["target"], fleet, capacity)
+        state, fleet = self._promote(record.name, state, fleet, capacity)
         return self._save(record, state, fleet)
 
     def shutdown(self) -> None:
@@ -122,12 +125,14 @@ class EndpointController:
                 return self._roll_back(state, kept, reason)
         return state, kept
 
-    def _scale(self, endpoint: str, target: dict[str, Any], fleet: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def _scale(self, endpoint: str, target: dict[str, Any], fleet: list[dict[str, Any]],
+               capacity: float) -> list[dict[str, Any]]:
+        """Launch or stop instances until each target variant has ``capacity`` of its count."""
         fleet = list(fleet)
         for name, variant in target["variants"].items():
             mine = [i for i in fleet if i["config"] == target["config"] and i["variant"] == name
-                    and i["status"] in ("starting", "ready")]
-            count = self._count(endpoint, name, variant)
+                    and i["status"] in ("starting", "ready") and i.get("retire_at") is None]
+            count = _share_of(self._count(endpoint, name, variant), capacity)
             for _ in range(count - len(mine)):
                 fleet.append(self.fleet.launch(endpoint, target["config"], name, variant))
             extra = sorted(mine, key=lambda i: i["status"] == "ready")[: max(0, len(mine) - count)]
@@ -135,12 +140,22 @@ class EndpointController:
         return fleet
 
     def _roll_back(self, state: dict[str, Any], fleet: list[dict[str, Any]], reason: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-        """Traffic back to the serving config; the new fleet goes away."""
+        """Traffic back to the serving config; the new fleet goes away.
+
+        A rolling update that has already retired blue capacity rolls back batch by batch
+        instead (status RollingBack): green serves until blue is back.
+        """
         target = state["target"]["config"]
+        log.warning("endpoint update rolled back: %s", reason)
+        counts = {n: v["count"] for n, v in state["target"]["variants"].items()}
+        gradual = state.get("rollout") and rollout.rolling_back(state["rollout"], counts, reason)
+        if gradual:
+            return {**state, "EndpointStatus": "RollingBack", "FailureReason": reason,
+                    "target": state["live_target"], "rollout": gradual,
+                    "LastModifiedTime": time.time()}, fleet
         live = dict(state.get("live") or {})
         live.pop("canary", None)
         fleet = [self.fleet.stop(i) if i["config"] == target and target != live.get("config") else i for i in fleet]
-        log.warning("endpoint update rolled back: %s", reason)
         return {**state, "EndpointStatus": "InService", "FailureReason": reason, "live": live,
                 "target": state["live_target"], "rollout": None, "LastModifiedTime": time.time()}, fleet
 
@@ -150,22 +165,45 @@ class EndpointController:
             return self.demand.instances(endpoint, name, variant["serverless"])
         return int(variant["count"])
 
-    def _promote(self, endpoint: str, state: dict[str, Any], fleet: list[dict[str, Any]]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-        target = state["target"]
-        now = time.time()
-        ready = all(
-            sum(1 for i in fleet if i["config"] == target["config"] and i["variant"] == name and i["status"] == "ready")
-            >= self._count(endpoint, name, variant)
+    def _ready(self, endpoint: str, target: dict[str, Any], fleet: list[dict[str, Any]],
+               capacity: float) -> bool:
+        """Whether every target variant has ``capacity`` of its count ready."""
+        return all(
+            sum(1 for i in fleet if i["config"] == target["config"] and i["variant"] == name
+                and i["status"] == "ready" and i.get("retire_at") is None)
+            >= _share_of(self._count(endpoint, name, variant), capacity)
             for name, variant in target["variants"].items()
         )
+
+    def _promote(self, endpoint: str, state: dict[str, Any], fleet: list[dict[str, Any]],
+                 capacity: float) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        target = state["target"]
+        now = time.time()
+        ready = self._ready(endpoint, target, fleet, capacity)
         weights = {name: variant["weight"] for name, variant in target["variants"].items()}
-        if ready and state.get("rollout") and state["EndpointStatus"] == "Updating":
-            action, progress = rollout.step(state["rollout"], now, self.firing_alarms)
+        plan = state.get("rollout")
+        if plan and state["EndpointStatus"] == "RollingBack":
+            if not ready:
+                return state, fleet
+            share = rollout.next_rollback_share(plan)
+            if share > 0:  # the next batch of blue is up: take traffic back from green
+                state = _with_canary_share(state, share, {**plan, "share": share})
+                green = state["live"]["canary"]["config"]
+                return state, self._shrink(fleet, green, plan["green"], share, now)
+            state = {**state, "EndpointStatus": "InService", "rollout": None, "LastModifiedTime": now}
+        elif plan and state["EndpointStatus"] == "Updating":
+            action, progress = rollout.step(plan, now, self.firing_alarms, ready)
             if action.startswith("rollback:"):
                 return self._roll_back(state, fleet, "Rolled back: " + action.split(":", 1)[1])
             if action != "done":
-                canary = {"config": target["config"], "weights": weights, "share": rollout.green_share(progress)}
-                return {**state, "rollout": progress, "live": {**state["live"], "canary": canary}}, fleet
+                share = rollout.green_share(progress)
+                state = {**state, "rollout": progress,
+                         "live": {**state["live"], "canary": {"config": target["config"], "weights": weights, "share": share}}}
+                if progress["type"] != "ROLLING":  # blue/green keeps blue whole until the end
+                    return state, fleet
+                blue = state["live_target"]
+                counts = {n: v["count"] for n, v in blue["variants"].items()}
+                return state, self._shrink(fleet, blue["config"], counts, 1.0 - share, now)
             state = {**state, "rollout": None, "drain": max(DRAIN_SECONDS, progress["termination_wait"])}
         if ready:
             state = {**state, "live": {"config": target["config"], "weights": weights}, "live_target": target}
@@ -177,14 +215,32 @@ class EndpointController:
             current = instance["config"] == live.get("config") and instance["variant"] in target["variants"]
             if current or instance["status"] in ("stopping", "failed") or not ready:
                 retired.append(instance)
-            elif instance["retire_at"] is None:
-                retired.append({**instance, "retire_at": now + float(state.get("drain", DRAIN_SECONDS))})
-            elif now >= instance["retire_at"]:
-                retired.append(self.fleet.stop(instance))
             else:
-                retired.append(instance)
+                retired.append(self._retire(instance, now, float(state.get("drain", DRAIN_SECONDS))))
         fleet = [i for i in retired if not (i["status"] in ("stopping", "failed") and self.fleet.gone(i))]
         return state, fleet
+
+    def _retire(self, instance: dict[str, Any], now: float, drain: float) -> dict[str, Any]:
+        """Take an instance out of routing now and stop it once ``drain`` has passed."""
+        if instance.get("retire_at") is None:
+            return {**instance, "retire_at": now + drain}
+        if now >= instance["retire_at"] and instance["status"] not in ("stopping", "failed"):
+            return self.fleet.stop(instance)
+        return instance
+
+    def _shrink(self, fleet: list[dict[str, Any]], config: str, counts: dict[str, int],
+                share: float, now: float) -> list[dict[str, Any]]:
+        """Retire the instances of ``config`` beyond ``share`` of each variant's count (the
+        fleet that is handing its traffic over, batch by batch)."""
+        kept: set[str] = set()
+        for name, count in counts.items():
+            serving = [i for i in fleet if i["config"] == config and i["variant"] == name
+                       and i["status"] in ("starting", "ready") and i.get("retire_at") is None]
+            serving.sort(key=lambda i: i["status"] != "ready")  # ready ones stay longest
+            kept.update(i["id"] for i in serving[:_share_of(count, share)])
+        return [self._retire(i, now, DRAIN_SECONDS)
+                if i["config"] == config and i["id"] not in kept and i["status"] in ("starting", "ready")
+                else i for i in fleet]
 
     def _save(self, record: Record, state: dict[str, Any], fleet: list[dict[str, Any]]) -> dict[str, Any]:
         streams = list(state.get("streams", []))
@@ -207,6 +263,16 @@ class EndpointController:
         return new
 
 
+def _share_of(count: int, share: float) -> int:
+    """``share`` of ``count`` instances, rounded up (a fraction of an instance is one)."""
+    return count if share >= 1.0 else math.ceil(round(count * share, 9))
+
+
+def _with_canary_share(state: dict[str, Any], share: float, plan: dict[str, Any]) -> dict[str, Any]:
+    live = state["live"]
+    return {**state, "rollout": plan, "live": {**live, "canary": {**live["canary"], "share": share}}}
+
+
 def _route(name: str, state: dict[str, Any]) -> Route | None:
     live = state.get("live")
     if not live:
@@ -217,22 +283,47 @@ def _route(name: str, state: dict[str, Any]) -> Route | None:
     variants = _variant_routes(state["fleet"], live["config"], live["weights"], 1.0 - share, known)
     if canary:
         variants += _variant_routes(state["fleet"], canary["config"], canary["weights"], share, state["target"])
-    return Route(name, tuple(variants), known.get("capture")) if variants else None
+    shadows = _shadow_routes(state["fleet"], live["config"], live["weights"], known)
+    return Route(name, tuple(variants), known.get("capture"), shadows) if variants else None
+
+
+def _shadow(target: dict[str, Any], config: str, variant: str) -> bool:
+    return target["config"] == config and bool(target["variants"].get(variant, {}).get("shadow"))
+
+
+def _ready_ports(fleet: list[dict[str, Any]], config: str, variant: str) -> tuple[int, ...]:
+    # an instance with a retirement time is draining: it gets no new requests
+    return tuple(i["port"] for i in fleet if i["config"] == config and i["variant"] == variant
+                 and i["status"] == "ready" and i.get("retire_at") is None)
+
+
+def _shadow_routes(fleet: list[dict[str, Any]], config: str, weights: dict[str, float],
+                   target: dict[str, Any]) -> tuple[VariantRoute, ...]:
+    """The ready shadow variants of the live config; a shadow's weight over the production
+    variants' total is the share of requests it gets a copy of."""
+    production = sum(w for v, w in weights.items() if not _shadow(target, config, v)) or 1.0
+    return tuple(
+        VariantRoute(variant, min(1.0, weight / production), ports)
+        for variant, weight in weights.items()
+        if _shadow(target, config, variant) and (ports := _ready_ports(fleet, config, variant))
+    )
 
 
 def _variant_routes(fleet: list[dict[str, Any]], config: str, weights: dict[str, float], share: float,
                     target: dict[str, Any]) -> list[VariantRoute]:
-    """The ready variants of one config, their weights scaled so the config gets ``share``.
+    """The ready production variants of one config, their weights scaled so the config gets
+    ``share``.
 
     A serverless variant is routed even with no instance: the router cold-starts one.
     """
+    weights = {v: w for v, w in weights.items() if not _shadow(target, config, v)}
     total = sum(weights.values()) or 1.0
     routes = []
     for variant, weight in weights.items():
-        ports = tuple(i["port"] for i in fleet
-                      if i["config"] == config and i["variant"] == variant and i["status"] == "ready")
+        ports = _ready_ports(fleet, config, variant)
         serverless = target["variants"].get(variant, {}).get("serverless") if target["config"] == config else None
         limit = int(serverless["MaxConcurrency"]) if serverless else None
+        multi = target["config"] == config and target["variants"].get(variant, {}).get("multi_model", False)
         if (ports or limit) and share > 0:
-            routes.append(VariantRoute(variant, weight / total * share, ports, limit))
+            routes.append(VariantRoute(variant, weight / total * share, ports, limit, multi))
     return routes

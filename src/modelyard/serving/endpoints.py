@@ -15,7 +15,7 @@ from typing import Any
 from modelyard.api.listing import list_page
 from modelyard.core.errors import ValidationError
 from modelyard.core.settings import Settings
-from modelyard.serving import rollout, spec
+from modelyard.serving import multimodel, rollout, spec
 from modelyard.serving.capture import capture_status
 from modelyard.serving.service import Catalog, ModelService
 from modelyard.store.base import MetadataStore, Record
@@ -79,8 +79,7 @@ class EndpointService:
         target = self._target(params["EndpointConfigName"])
         plan = None
         if params.get("DeploymentConfig"):
-            green = sum(v["count"] for v in target["variants"].values())
-            plan = rollout.plan(params["DeploymentConfig"], green)
+            plan = rollout.plan(params["DeploymentConfig"], target["variants"])
         if params.get("RetainAllVariantProperties"):
             for name, variant in target["variants"].items():
                 current = record.state["target"]["variants"].get(name)
@@ -133,6 +132,7 @@ class EndpointService:
                 model_data=url,
                 compressed=compressed,
                 environment=dict(container.get("Environment", {})),
+                **multimodel.variant_fields(container),
             )
         return {"config": config.name, "variants": variants, "capture": config.spec.get("DataCaptureConfig")}
 
@@ -159,11 +159,11 @@ def describe_endpoint(record: Record) -> dict[str, Any]:
     state = record.state
     target = state["target"]
     live = state.get("live") or {}
-    ready = [i for i in state.get("fleet", []) if i["status"] == "ready"]
-    variants = []
+    ready = [i for i in state.get("fleet", []) if i["status"] == "ready" and not i.get("retire_at")]
+    variants, shadows = [], []
     for name, variant in target["variants"].items():
         serving = [i for i in ready if i["variant"] == name and i["config"] == live.get("config")]
-        variants.append({
+        (shadows if variant.get("shadow") else variants).append({
             "VariantName": name,
             "DeployedImages": [{"SpecifiedImage": variant["image"], "ResolvedImage": variant["image"]}],
             "CurrentWeight": live.get("weights", {}).get(name, 0.0),
@@ -171,7 +171,7 @@ def describe_endpoint(record: Record) -> dict[str, Any]:
             "CurrentInstanceCount": len(serving),
             "DesiredInstanceCount": variant["count"],
         })
-        if variant.get("serverless"):
+        if variant.get("serverless"):  # never a shadow
             variants[-1].update(CurrentServerlessConfig=variant["serverless"],
                                 DesiredServerlessConfig=variant["serverless"])
     return {
@@ -179,6 +179,7 @@ def describe_endpoint(record: Record) -> dict[str, Any]:
         "EndpointArn": record.arn,
         "EndpointConfigName": live.get("config") or target["config"],
         "ProductionVariants": variants,
+        "ShadowProductionVariants": shadows or None,
         "EndpointStatus": state["EndpointStatus"],
         "FailureReason": state.get("FailureReason"),
         "DataCaptureConfig": capture_status((state.get("live_target") or target).get("capture")),

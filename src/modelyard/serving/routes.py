@@ -21,15 +21,21 @@ class VariantRoute:
     weight: float
     ports: tuple[int, ...]
     max_concurrency: int | None = None  # serverless variants only; they may have no ports
+    multi_model: bool = False  # its model is Mode MultiModel: requests name a TargetModel
 
 
 @dataclasses.dataclass(frozen=True)
 class Route:
-    """The variants of one InService endpoint that have ready instances."""
+    """The variants of one InService endpoint that have ready instances.
+
+    ``shadows`` get a copy of a request with the probability their ``weight`` says; their
+    answers are recorded, never returned.
+    """
 
     endpoint: str
     variants: tuple[VariantRoute, ...]
     capture: dict[str, Any] | None = None  # the live config's DataCaptureConfig
+    shadows: tuple[VariantRoute, ...] = ()
 
     def pick(self, target_variant: str | None = None) -> VariantRoute | None:
         """``target_variant`` if given (None when unknown), else a variant drawn by weight."""

@@ -101,12 +101,12 @@ class ModelService:
     # --- endpoint configs ----------------------------------------------------------------
     def create_config(self, params: dict[str, Any]) -> dict[str, Any]:
         spec.validate_endpoint_config(params)
-        for variant in params["ProductionVariants"]:
-            self.models.get(variant["ModelName"])
         doc = _without_tags(params)
-        doc["ProductionVariants"] = [
-            {"InitialVariantWeight": 1.0, **v} for v in params["ProductionVariants"]
-        ]
+        for field in ("ProductionVariants", "ShadowProductionVariants"):
+            for variant in params.get(field, []):
+                self.models.get(variant["ModelName"])
+            if params.get(field):
+                doc[field] = [{"InitialVariantWeight": 1.0, **v} for v in params[field]]
         record = self.configs.create(params["EndpointConfigName"], doc, params.get("Tags"))
         return {"EndpointConfigArn": record.arn}
 
