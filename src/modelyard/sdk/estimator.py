@@ -131,8 +131,11 @@ class Estimator:
         serializer: Any = None,
         deserializer: Any = None,
         wait: bool = True,
+        **endpoint_options: Any,
     ) -> Any:
-        """Deploy the trained model to an endpoint; a Predictor for it.
+        """Deploy the trained model to an endpoint; a Predictor for it (see
+        :meth:`modelyard.Model.deploy` for ``serverless_inference_config`` and
+        ``async_inference_config``, which pass through ``endpoint_options``).
 
         Script-mode jobs serve with the same entry point and source directory (its
         ``model_fn``/``input_fn``/... handlers); built-in algorithms with their defaults.
@@ -144,7 +147,8 @@ class Estimator:
             model_data=self._local_model_data(), image_uri=inference_image(self.image_uri),
             entry_point=self.entry_point, source_dir=self.source_dir, session=self.session,
         )
-        return model.deploy(initial_instance_count, instance_type, endpoint_name, serializer, deserializer, wait)
+        return model.deploy(initial_instance_count, instance_type, endpoint_name, serializer, deserializer, wait,
+                            **endpoint_options)
 
     def _local_model_data(self) -> str:
         """The model's URI; for the embedded store, the file it maps to (for repacking code)."""

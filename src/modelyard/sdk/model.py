@@ -8,6 +8,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from modelyard.sdk.async_inference import (
+    AsyncInferenceConfig,
+    AsyncPredictor,
+    ServerlessInferenceConfig,
+)
 from modelyard.sdk.naming import base_name, image_for, name_from_base
 from modelyard.sdk.predictor import Predictor
 from modelyard.sdk.session import Session
@@ -76,18 +81,32 @@ class Model:
         serializer: Any = None,
         deserializer: Any = None,
         wait: bool = True,
-    ) -> Predictor:
-        """CreateModel, CreateEndpointConfig and CreateEndpoint; with ``wait``, until InService."""
+        serverless_inference_config: ServerlessInferenceConfig | None = None,
+        async_inference_config: AsyncInferenceConfig | None = None,
+    ) -> Predictor | AsyncPredictor:
+        """CreateModel, CreateEndpointConfig and CreateEndpoint; with ``wait``, until InService.
+
+        ``serverless_inference_config`` makes the variant serverless (no instances while
+        idle); ``async_inference_config`` makes the endpoint asynchronous and returns an
+        :class:`~modelyard.sdk.async_inference.AsyncPredictor`.
+        """
         model = self.name or self.create()
         endpoint = endpoint_name or model  # model names are already unique (timestamped)
-        self.session.sagemaker.create_endpoint_config(EndpointConfigName=endpoint, ProductionVariants=[{
-            "VariantName": "AllTraffic", "ModelName": model, "InstanceType": instance_type,
-            "InitialInstanceCount": initial_instance_count, "InitialVariantWeight": 1.0,
-        }])
+        variant: dict[str, Any] = {"VariantName": "AllTraffic", "ModelName": model, "InitialVariantWeight": 1.0}
+        if serverless_inference_config is not None:
+            variant["ServerlessConfig"] = serverless_inference_config.to_request()
+        else:
+            variant.update(InstanceType=instance_type, InitialInstanceCount=initial_instance_count)
+        config: dict[str, Any] = {"EndpointConfigName": endpoint, "ProductionVariants": [variant]}
+        if async_inference_config is not None:
+            default_output = f"{self.session.default_bucket_uri()}/async-endpoint-outputs/{endpoint}"
+            config["AsyncInferenceConfig"] = async_inference_config.to_request(default_output)
+        self.session.sagemaker.create_endpoint_config(**config)
         self.session.sagemaker.create_endpoint(EndpointName=endpoint, EndpointConfigName=endpoint)
         if wait:
             wait_for_endpoint(self.session, endpoint)
-        return Predictor(endpoint, self.session, serializer, deserializer)
+        predictor = Predictor(endpoint, self.session, serializer, deserializer)
+        return AsyncPredictor(predictor) if async_inference_config is not None else predictor
 
     def _repack(self) -> str:
         """A copy of model.tar.gz (local only) with the inference code under ``code/``."""

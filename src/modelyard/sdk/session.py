@@ -16,13 +16,16 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.config import Config
 
 from modelyard.core.credentials import CREDENTIALS_FILE, load_or_create_credentials
 from modelyard.core.discovery import running_server_url
+
+if TYPE_CHECKING:
+    from modelyard.artifacts import Artifacts
 
 _START_TIMEOUT = 60.0
 _EMBEDDED_SERVERS: list[subprocess.Popen[bytes]] = []
@@ -69,6 +72,7 @@ class Session:
         else:
             self._keys = _read_keys(self.home)
         self._clients: dict[str, Any] = {}
+        self._artifacts: Artifacts | None = None
 
     def client(self, service: str) -> Any:
         """A boto3 client of ``service`` pointed at this server (cached)."""
@@ -86,6 +90,22 @@ class Session:
     def s3_endpoint_configured(self) -> bool:
         """Whether ``s3://`` URIs go to a real S3 endpoint (else they map into the home)."""
         return bool(os.environ.get("MODELYARD_S3_ENDPOINT_URL") or os.environ.get("AWS_ENDPOINT_URL_S3"))
+
+    @property
+    def artifacts(self) -> Artifacts:
+        """The artifact store as this machine sees it (``s3://`` through the configured
+        endpoint or mapped into the home, ``file://`` and paths as they are)."""
+        if self._artifacts is None:
+            from modelyard.artifacts import Artifacts
+            from modelyard.core.settings import Settings
+
+            self._artifacts = Artifacts(Settings.load(home=self.home))
+        return self._artifacts
+
+    def default_bucket_uri(self) -> str:
+        """``s3://sagemaker-{region}-{account}``, SageMaker's default bucket."""
+        account = self.client("sts").get_caller_identity()["Account"]
+        return f"s3://sagemaker-{self.region}-{account}"
 
     @property
     def sagemaker(self) -> Any:

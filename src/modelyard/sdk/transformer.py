@@ -132,8 +132,7 @@ class Transformer:
         return request
 
     def _default_output(self, name: str) -> str:
-        account = self.session.client("sts").get_caller_identity()["Account"]
-        return f"s3://sagemaker-{self.session.region}-{account}/{name}"
+        return f"{self.session.default_bucket_uri()}/{name}"
 
     def _require_job(self) -> str:
         if not self.latest_transform_job:
