@@ -207,3 +207,36 @@ def test_unsigned_payload() -> None:
     assert sent.verify().access_key_id == ACCESS_KEY
     # The client chose not to sign the body, so a different body still verifies.
     assert sent.verify(body=b"other").access_key_id == ACCESS_KEY
+
+
+# -- the direct computation for plain requests ---------------------------------------------
+
+
+@pytest.mark.parametrize("method, url, headers, body", [
+    ("POST", f"{ENDPOINT}/endpoints/my-endpoint/invocations", {"Content-Type": "text/csv"}, b"1,2,3"),
+    ("POST", f"{ENDPOINT}/endpoints/a.b_c~d/invocations", {"X-Amzn-SageMaker-Custom-Attributes": "  a   b  "}, b""),
+    ("PUT", f"{ENDPOINT}/obj", {"X-Amz-Content-SHA256": "UNSIGNED-PAYLOAD"}, b"data"),
+    ("POST", f"{ENDPOINT}/", {"Content-Type": "application/x-amz-json-1.1", "X-Amz-Target": "SageMaker.ListModels"}, b"{}"),
+])
+def test_plain_requests_sign_exactly_as_botocore_does(method: str, url: str, headers: dict[str, str],
+                                                      body: bytes) -> None:
+    from modelyard.api import sigv4
+
+    sent = _sign(method, url, body, headers)
+    lowered = {k.lower(): v for k, v in sent.headers.items()}
+    auth = sigv4._parse_authorization(lowered["authorization"])
+    timestamp = lowered["x-amz-date"]
+    args = (method, sent.path, sent.query, lowered, body, auth, timestamp, SECRET_KEY)
+    quick = sigv4._plain_signature(*args)
+    assert quick is not None and quick == sigv4._expected_signature(*args) == auth.signature
+
+
+def test_requests_that_need_canonicalising_take_botocores_path() -> None:
+    from modelyard.api import sigv4
+
+    sent = _sign("GET", f"{ENDPOINT}/a%20b?x=1&b=2")
+    lowered = {k.lower(): v for k, v in sent.headers.items()}
+    auth = sigv4._parse_authorization(lowered["authorization"])
+    assert sigv4._plain_signature(sent.method, sent.path, sent.query, lowered, b"", auth,
+                                  lowered["x-amz-date"], SECRET_KEY) is None
+    assert sent.verify().access_key_id == ACCESS_KEY

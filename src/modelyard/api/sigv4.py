@@ -22,8 +22,11 @@ Errors are :class:`~modelyard.core.errors.AuthenticationError` (403) carrying th
 
 from __future__ import annotations
 
+import calendar
+import functools
 import hashlib
 import hmac
+import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -44,6 +47,10 @@ ALGORITHM = "AWS4-HMAC-SHA256"
 MAX_CLOCK_SKEW_S = 15 * 60
 # Payload-hash markers a client may put in X-Amz-Content-Sha256 instead of a hex digest.
 _UNHASHED_PAYLOADS = ("UNSIGNED-PAYLOAD", "STREAMING-")
+
+# A path whose canonical form is itself (no percent-encoding to redo).
+_PLAIN_PATH = re.compile(r"/[A-Za-z0-9/_.~-]*")
+_TIMESTAMP = re.compile(r"\d{8}T\d{6}Z")
 
 _MISSING_TOKEN = "Missing Authentication Token"
 _UNKNOWN_KEY = "The security token included in the request is invalid."
@@ -96,10 +103,49 @@ def verify_request(
     if secret is None:
         raise AuthenticationError("UnrecognizedClientException", _UNKNOWN_KEY)
     _check_content_hash(lowered, body)
-    expected = _expected_signature(method, path, query, lowered, body, auth, timestamp, secret)
-    if not hmac.compare_digest(expected, auth.signature):
-        raise AuthenticationError("InvalidSignatureException", _BAD_SIGNATURE)
+    quick = _plain_signature(method, path, query, lowered, body, auth, timestamp, secret)
+    if quick is None or not hmac.compare_digest(quick, auth.signature):
+        expected = _expected_signature(method, path, query, lowered, body, auth, timestamp, secret)
+        if not hmac.compare_digest(expected, auth.signature):
+            raise AuthenticationError("InvalidSignatureException", _BAD_SIGNATURE)
     return Principal(auth.access_key_id, auth.region, auth.service)
+
+
+def _plain_signature(
+    method: str,
+    path: str,
+    query: str,
+    headers: Mapping[str, str],
+    body: bytes,
+    auth: _Authorization,
+    timestamp: str,
+    secret: str,
+) -> str | None:
+    """The signature of a request with nothing to canonicalise (no query, a path of unreserved
+    characters, every signed header present), computed directly: the hot path of
+    InvokeEndpoint. None for any other request.
+
+    Only a match is trusted: a request this gets wrong falls through to botocore's signer, so a
+    difference here can cost time, never let a bad signature pass.
+    """
+    if query or not _PLAIN_PATH.fullmatch(path) or not all(h in headers for h in auth.signed_headers):
+        return None
+    payload = headers.get("x-amz-content-sha256") or hashlib.sha256(body).hexdigest()
+    lines = "".join(f"{name}:{' '.join(headers[name].split())}\n" for name in sorted(auth.signed_headers))
+    canonical = f"{method.upper()}\n{path}\n\n{lines}\n{';'.join(sorted(auth.signed_headers))}\n{payload}"
+    scope = f"{auth.date}/{auth.region}/{auth.service}/aws4_request"
+    digest = hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+    to_sign = f"{ALGORITHM}\n{timestamp}\n{scope}\n{digest}"
+    key = _signing_key(secret, auth.date, auth.region, auth.service)
+    return hmac.new(key, to_sign.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+@functools.lru_cache(maxsize=64)
+def _signing_key(secret: str, date: str, region: str, service: str) -> bytes:
+    key = ("AWS4" + secret).encode("utf-8")
+    for part in (date, region, service, "aws4_request"):
+        key = hmac.new(key, part.encode("utf-8"), hashlib.sha256).digest()
+    return key
 
 
 class _ReceivedRequestSigner(SigV4Auth):
@@ -193,7 +239,7 @@ def _request_timestamp(headers: Mapping[str, str]) -> str:
     amz_date = headers.get("x-amz-date")
     if amz_date:
         try:
-            datetime.strptime(amz_date, SIGV4_TIMESTAMP)
+            _epoch(amz_date)
         except ValueError as e:
             raise AuthenticationError(
                 "IncompleteSignatureException", f"Invalid X-Amz-Date header {amz_date!r}."
@@ -214,9 +260,18 @@ def _request_timestamp(headers: Mapping[str, str]) -> str:
     )
 
 
+def _epoch(timestamp: str) -> int:
+    """``20240101T000000Z`` as epoch seconds (strptime costs more than the signature check)."""
+    if not _TIMESTAMP.fullmatch(timestamp):
+        raise ValueError(f"not a SigV4 timestamp: {timestamp!r}")
+    t = timestamp
+    moment = (int(t[0:4]), int(t[4:6]), int(t[6:8]), int(t[9:11]), int(t[11:13]), int(t[13:15]))
+    datetime(*moment)  # rejects a month 13 or a day 32
+    return calendar.timegm(moment + (0, 0, 0))
+
+
 def _check_clock(timestamp: str, now: float) -> None:
-    signed_at = datetime.strptime(timestamp, SIGV4_TIMESTAMP).replace(tzinfo=UTC)
-    skew = signed_at.timestamp() - now
+    skew = _epoch(timestamp) - now
     if abs(skew) <= MAX_CLOCK_SKEW_S:
         return
     current = datetime.fromtimestamp(now, tz=UTC)
