@@ -6,6 +6,7 @@ The targets run one at a time, each with ``--workers`` worker processes:
 
 - **floor**: Starlette + uvicorn that only parses CSV with numpy and predicts;
 - **modelyard**: InvokeEndpoint through a real server (SigV4 verified on every request);
+- **modelyard-batching**: the same, with the model server's adaptive batching on;
 - **mlflow**: ``mlflow models serve``;
 - **bentoml** and **bentoml-batching**: ``bentoml serve``, without and with adaptive batching.
 

@@ -2,7 +2,9 @@
 
 The endpoint is made the way a SageMaker user makes it: CreateModel with the sagemaker-xgboost
 image and the local ``model.tar.gz`` as ModelDataUrl (``SAGEMAKER_MODEL_SERVER_WORKERS`` = the
-bench's worker count), CreateEndpointConfig, CreateEndpoint, then wait for InService.
+bench's worker count), CreateEndpointConfig, CreateEndpoint, then wait for InService. The
+``modelyard-batching`` variant also sets ``SAGEMAKER_TS_BATCH_SIZE`` and
+``SAGEMAKER_TS_MAX_BATCH_DELAY`` (:data:`BATCHING`), so each worker batches concurrent requests.
 
 wrk cannot sign each request, so one request per payload is signed with botocore (SigV4,
 service ``sagemaker``, the server's own keys) and wrk replays its headers. The signature stays
@@ -35,6 +37,8 @@ ROLE = "arn:aws:iam::000000000000:role/modelyard-bench"
 ENDPOINT = "bench-xgboost"
 REGION = "us-east-1"
 INSERVICE_TIMEOUT = 120.0
+#: the model environment of the modelyard-batching target
+BATCHING = {"SAGEMAKER_TS_BATCH_SIZE": "16", "SAGEMAKER_TS_MAX_BATCH_DELAY": "5"}
 
 
 class ModelyardTarget(Target):
@@ -44,20 +48,28 @@ class ModelyardTarget(Target):
     notes = ("modelyard server (router, SigV4 verified per request) → one instance of the "
              "sagemaker-xgboost model server")
 
-    def __init__(self, model: BenchModel, workdir: Path, workers: int) -> None:
+    def __init__(self, model: BenchModel, workdir: Path, workers: int,
+                 batching: bool = False) -> None:  # fmt: skip
         super().__init__(model, workdir, workers)
         self.server: RunningServer | None = None
         self.starts = 0
+        self.environment = {"SAGEMAKER_MODEL_SERVER_WORKERS": str(workers)}
+        if batching:
+            self.name = "modelyard-batching"
+            self.notes += (" with adaptive batching: SAGEMAKER_TS_BATCH_SIZE="
+                           f"{BATCHING['SAGEMAKER_TS_BATCH_SIZE']}, SAGEMAKER_TS_MAX_BATCH_DELAY="
+                           f"{BATCHING['SAGEMAKER_TS_MAX_BATCH_DELAY']} ms")  # fmt: skip
+            self.environment.update(BATCHING)
 
     def start(self) -> None:
         self.starts += 1  # a fresh home each round: the same names are created again
         # a deployed server does not check its own responses against the API model
-        self.server = start_server(self.workdir / f"modelyard-home-{self.starts}",
+        self.server = start_server(self.workdir / f"{self.name}-home-{self.starts}",
                                    {"MODELYARD_STRICT_RESPONSES": "0"})
         sm = self.server.client("sagemaker")
         sm.create_model(ModelName=ENDPOINT, ExecutionRoleArn=ROLE, PrimaryContainer={
             "Image": XGBOOST_IMAGE, "ModelDataUrl": str(self.model.archive),
-            "Environment": {"SAGEMAKER_MODEL_SERVER_WORKERS": str(self.workers)},
+            "Environment": self.environment,
         })
         sm.create_endpoint_config(EndpointConfigName=ENDPOINT, ProductionVariants=[{
             "VariantName": "AllTraffic", "ModelName": ENDPOINT, "InstanceType": "ml.m5.large",

@@ -5,7 +5,8 @@ process ids own the server's CPU time, and stops the server again (its whole pro
 
 - ``floor``: ``floor_app.py`` under uvicorn, from the project's venv;
 - ``modelyard``: a real modelyard server with one endpoint (sagemaker-xgboost image), invoked
-  through the router with a SigV4-signed request;
+  through the router with a SigV4-signed request; ``modelyard-batching``: the same with the
+  model server's adaptive batching on;
 - ``mlflow``: ``mlflow models serve --env-manager local``;
 - ``bentoml`` / ``bentoml-batching``: ``bentoml serve`` of ``bento_service.py``.
 """
@@ -251,6 +252,7 @@ def make_targets(names: Sequence[str], model: BenchModel, workdir: Path,
     factories: dict[str, Any] = {
         "floor": lambda: FloorTarget(model, workdir, workers),
         "modelyard": lambda: ModelyardTarget(model, workdir, workers),
+        "modelyard-batching": lambda: ModelyardTarget(model, workdir, workers, batching=True),
         "mlflow": lambda: MlflowTarget(model, workdir, workers),
         "bentoml": lambda: BentomlTarget(model, workdir, workers, batching=False),
         "bentoml-batching": lambda: BentomlTarget(model, workdir, workers, batching=True),
@@ -258,4 +260,4 @@ def make_targets(names: Sequence[str], model: BenchModel, workdir: Path,
     return [factories[name]() for name in names]
 
 
-TARGETS = ("floor", "modelyard", "mlflow", "bentoml", "bentoml-batching")
+TARGETS = ("floor", "modelyard", "modelyard-batching", "mlflow", "bentoml", "bentoml-batching")

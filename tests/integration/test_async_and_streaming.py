@@ -95,6 +95,12 @@ def test_async_config_is_validated_and_echoed(sm: Any, async_endpoint: str) -> N
                                       AsyncInferenceConfig={"OutputConfig": output})
         assert err.value.response["Error"]["Code"] == "ValidationException"
         assert phrase in err.value.response["Error"]["Message"]
+    serverless = [{"VariantName": "v", "ModelName": "xgb-async",
+                   "ServerlessConfig": {"MemorySizeInMB": 1024, "MaxConcurrency": 1}}]
+    with pytest.raises(ClientError) as err:
+        sm.create_endpoint_config(EndpointConfigName="bad-async", ProductionVariants=serverless,
+                                  AsyncInferenceConfig={"OutputConfig": {"S3OutputPath": OUTPUT}})
+    assert "serverless variant cannot serve asynchronous" in err.value.response["Error"]["Message"]
 
 
 def test_async_invocation_writes_the_predictions(server: RunningServer, async_endpoint: str, tmp_path: Path,

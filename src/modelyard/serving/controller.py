@@ -323,7 +323,8 @@ def _variant_routes(fleet: list[dict[str, Any]], config: str, weights: dict[str,
         ports = _ready_ports(fleet, config, variant)
         serverless = target["variants"].get(variant, {}).get("serverless") if target["config"] == config else None
         limit = int(serverless["MaxConcurrency"]) if serverless else None
-        multi = target["config"] == config and target["variants"].get(variant, {}).get("multi_model", False)
+        known = target["variants"].get(variant, {}) if target["config"] == config else {}
+        multi = bool(known.get("multi_model"))
         if (ports or limit) and share > 0:
             routes.append(VariantRoute(variant, weight / total * share, ports, limit, multi))
     return routes

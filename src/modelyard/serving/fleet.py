@@ -25,6 +25,7 @@ from modelyard.compute.resources import instance_slot
 from modelyard.core.settings import Settings
 from modelyard.jobs.tail import read_new_lines
 from modelyard.runtime.serving.plan import EVENTS_FILE, ServePlan
+from modelyard.serving.multimodel import instance_memory_mb
 
 STARTUP_TIMEOUT = float(os.environ.get("MODELYARD_STARTUP_TIMEOUT_SECONDS", "600"))
 
@@ -49,7 +50,8 @@ class Fleet:
             model_name=variant["model"], framework=variant["framework"],
             model_data_url=variant["model_data"], model_data_compressed=variant["compressed"],
             port=port, workers=workers, environment=environment, region=self.settings.region,
-            isolation=self.isolation,
+            isolation=self.isolation, multi_model=variant.get("multi_model", False),
+            model_cache=variant.get("model_cache", True), memory_mb=instance_memory_mb(variant),
         )
         plan.write(directory)
         env = {k: v for k, v in os.environ.items() if not k.startswith("MODELYARD_")}

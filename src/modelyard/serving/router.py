@@ -18,9 +18,11 @@ from modelyard.api.errors import rest_json_error
 from modelyard.api.sigv4 import verify_request
 from modelyard.core.errors import ModelError, ModelyardError, ServiceUnavailable, ValidationError
 from modelyard.core.settings import Settings
+from modelyard.serving import multimodel
 from modelyard.serving.capture import Capturer
-from modelyard.serving.routes import RoutingTable, VariantRoute
+from modelyard.serving.routes import Route, RoutingTable, VariantRoute
 from modelyard.serving.serverless import COLD_START_TIMEOUT, Demand, Throttled
+from modelyard.serving.shadows import ShadowTraffic
 from modelyard.serving.upstream import Upstream, UpstreamClosed
 
 Scope = MutableMapping[str, Any]
@@ -69,6 +71,7 @@ class Router:
         self.demand = Demand()  # replaced by the platform with the controller's
         self.wake: Callable[[], None] = lambda: None
         self.extra_routes: dict[str, Callable[[Scope, Receive, Send], Awaitable[None]]] = {}
+        self.shadows = ShadowTraffic(self)
         self._seen: object = None  # the routes the upstream pool was last pruned for
 
     def handles(self, scope: Scope) -> bool:
@@ -108,7 +111,11 @@ class Router:
         name = endpoint_name(scope["path"], _SUFFIX)
         variant, upstream = await self.choose(name, headers.get(b"x-amzn-sagemaker-target-variant"))
         probe[:2] = name, variant.name
+        multimodel.check_target(name, variant, headers.get(b"x-amzn-sagemaker-target-model"))
         forward = forward_headers(headers)
+        route = self.table.routes.get(name)
+        if route is not None and route.shadows:
+            self.shadows.mirror(route, forward, body)
         model_started = time.perf_counter()
         try:
             status, reply_headers, reply = await asyncio.wait_for(
@@ -124,22 +131,30 @@ class Router:
         finally:
             probe[2] = time.perf_counter() - model_started
         if status >= 300:
+            refused = multimodel.refusal(reply_headers, reply)  # the caller's, not the model's
+            if refused is not None:
+                raise refused
             text = reply.decode("utf-8", "replace")
             raise ModelError(variant.name, status, text, self.settings.account_id)
-        route = self.table.routes.get(name)
         if route is not None and route.capture and self.capturer is not None:
-            inference_id = headers.get(b"x-amzn-sagemaker-inference-id")
-            self.capturer.record(
-                name, variant.name, route.capture,
-                (forward[0][1].decode("latin-1"), body),
-                (reply_headers.get(b"content-type", b"application/octet-stream").decode("latin-1"), reply),
-                inference_id.decode("latin-1") if inference_id else None,
-            )
+            self.capture(route, variant.name, forward, body, reply_headers, reply)
         out = [(b"content-type", reply_headers.get(b"content-type", b"application/octet-stream")),
                (b"x-amzn-invoked-production-variant", variant.name.encode())]
         if b"x-amzn-sagemaker-custom-attributes" in reply_headers:
             out.append((b"x-amzn-sagemaker-custom-attributes", reply_headers[b"x-amzn-sagemaker-custom-attributes"]))
         return 200, out, reply
+
+    def capture(self, route: Route, variant: str, forward: list[tuple[bytes, bytes]], body: bytes,
+                reply_headers: dict[bytes, bytes], reply: bytes) -> None:
+        """Hand one successful invocation to data capture (the route's config samples it)."""
+        assert route.capture is not None and self.capturer is not None
+        inference_id = dict(forward).get(b"x-amzn-sagemaker-inference-id")
+        self.capturer.record(
+            route.endpoint, variant, route.capture,
+            (forward[0][1].decode("latin-1"), body),
+            (reply_headers.get(b"content-type", b"application/octet-stream").decode("latin-1"), reply),
+            inference_id.decode("latin-1") if inference_id else None,
+        )
 
     async def choose(self, name: str, wanted: bytes | None) -> tuple[VariantRoute, Upstream]:
         """The variant to call (``wanted``, else drawn by weight) and its least busy instance.
@@ -159,7 +174,7 @@ class Router:
                     f"Variant {variant.name} of endpoint {name} is at its MaxConcurrency "
                     f"({variant.max_concurrency}); retry the request."
                 )
-        return variant, self._least_busy(variant.ports)
+        return variant, self.least_busy(variant.ports)
 
     def _variant(self, name: str, wanted: bytes | None) -> VariantRoute:
         routes = self.table.routes
@@ -198,7 +213,8 @@ class Router:
             self.lookup_secret,
         )
 
-    def _least_busy(self, ports: tuple[int, ...]) -> Upstream:
+    def least_busy(self, ports: tuple[int, ...]) -> Upstream:
+        """The instance among ``ports`` with the fewest requests in flight."""
         best: Upstream | None = None
         for port in ports:
             upstream = self.upstreams.get(port)

@@ -7,7 +7,7 @@ from typing import Any
 
 from modelyard.compute.images import Runtime, runtime_for
 from modelyard.core.errors import ValidationError
-from modelyard.serving import serverless
+from modelyard.serving import multimodel, serverless
 from modelyard.serving.async_spec import validate_async_config
 
 MODEL = "Model"
@@ -42,8 +42,7 @@ def validate_model(request: dict[str, Any]) -> Runtime:
     container = container_of(request)
     if "Image" not in container:
         raise ValidationError("The container needs an Image: model packages are not supported.")
-    if container.get("Mode") == "MultiModel":
-        raise ValidationError("Multi-model endpoints (Mode MultiModel) are not supported by modelyard yet.")
+    multimodel.validate_container(container)
     data = container.get("ModelDataUrl") or container.get("ModelDataSource", {}).get("S3DataSource", {}).get("S3Uri")
     if data is not None and not _URI.match(data):
         raise ValidationError(
@@ -64,8 +63,12 @@ def model_data(container: dict[str, Any]) -> tuple[str | None, bool]:
 
 def validate_endpoint_config(request: dict[str, Any]) -> None:
     """Check a CreateEndpointConfig request (model existence is checked by the service)."""
-    if request.get("ShadowProductionVariants"):
-        raise ValidationError("ShadowProductionVariants: shadow variants are not supported by modelyard yet.")
+    shadows = request.get("ShadowProductionVariants") or []
+    if shadows and "AsyncInferenceConfig" in request:
+        raise ValidationError(
+            "ShadowProductionVariants cannot be combined with AsyncInferenceConfig: shadow "
+            "variants copy real-time traffic."
+        )
     capture = request.get("DataCaptureConfig")
     if capture is not None and not _URI.match(capture["DestinationS3Uri"]):
         raise ValidationError(
@@ -74,8 +77,11 @@ def validate_endpoint_config(request: dict[str, Any]) -> None:
         )
     if "AsyncInferenceConfig" in request:
         validate_async_config(request["AsyncInferenceConfig"])
+        if any("ServerlessConfig" in v for v in request["ProductionVariants"]):
+            raise ValidationError("AsyncInferenceConfig needs instances: a serverless variant "
+                                  "cannot serve asynchronous invocations.")
     names: set[str] = set()
-    for variant in request["ProductionVariants"]:
+    for variant in request["ProductionVariants"] + shadows:
         name = variant["VariantName"]
         if name in names:
             raise ValidationError(f"Variant names must be unique; {name} appears more than once.")
@@ -86,6 +92,9 @@ def validate_endpoint_config(request: dict[str, Any]) -> None:
         if "ModelName" not in variant:
             raise ValidationError(f"Variant {name} needs a ModelName.")
         if "ServerlessConfig" in variant:
+            if variant in shadows:
+                raise ValidationError(f"Shadow variant {name} needs instances: serverless shadow "
+                                      "variants are not available.")
             serverless.validate(variant)
             continue
         for field in ("InstanceType", "InitialInstanceCount"):
@@ -94,7 +103,9 @@ def validate_endpoint_config(request: dict[str, Any]) -> None:
 
 
 def variants_of(config_spec: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Variant name → {model, instance_type, count, weight} of an endpoint config."""
+    """Variant name → {model, instance_type, count, weight, serverless, shadow} of an endpoint
+    config, production variants first. A shadow variant gets a copy of the traffic."""
+    shadows = config_spec.get("ShadowProductionVariants") or []
     return {
         v["VariantName"]: {
             "model": v["ModelName"],
@@ -103,6 +114,7 @@ def variants_of(config_spec: dict[str, Any]) -> dict[str, dict[str, Any]]:
             "count": int(v.get("InitialInstanceCount", 0)),
             "weight": float(v.get("InitialVariantWeight", 1.0)),
             "serverless": v.get("ServerlessConfig"),
+            "shadow": v in shadows,
         }
-        for v in config_spec["ProductionVariants"]
+        for v in config_spec["ProductionVariants"] + shadows
     }

@@ -24,7 +24,7 @@ import logging
 import time
 
 from modelyard.core.errors import ModelError, ModelyardError, ServiceUnavailable
-from modelyard.serving import eventstream
+from modelyard.serving import eventstream, multimodel
 from modelyard.serving.router import (
     INVOCATION_TIMEOUT,
     STREAM_SUFFIX,
@@ -60,6 +60,7 @@ class ResponseStreamHandler:
             self.router.authenticate(scope, headers, body)
             name = endpoint_name(scope["path"], STREAM_SUFFIX)
             variant, upstream = await self.router.choose(name, headers.get(b"x-amzn-sagemaker-target-variant"))
+            multimodel.refuse_untargeted(name, variant, "InvokeEndpointWithResponseStream")
         except ModelyardError as e:
             await _send_error(send, e)
             return

@@ -9,6 +9,8 @@ through ``events.jsonl``/``logs.jsonl``. Layers, outermost first:
 - :mod:`.worker`, :mod:`.httpserver`, :mod:`.app`: one worker's event loop, HTTP and routes;
 - :mod:`.handlers`, :mod:`.context`, :mod:`.frameworks`, :mod:`.codecs`: the toolkit's
   handler contract and the default handlers per framework.
+- :mod:`.batching`, :mod:`.batch_inference`: adaptive batching of concurrent invocations
+  (``SAGEMAKER_TS_BATCH_SIZE``), off by default.
 
 Importing this package is cheap on purpose: every worker imports it.
 """

@@ -6,7 +6,9 @@ serves one request at a time and the router keeps several connections, so there 
 hop and no per-request task. Handler failures never escape: an :class:`InferenceError` becomes
 its status, anything else a 500 whose body is the message and traceback (the platform turns it
 into ``ModelError``). A handler that returns an iterator is answered in chunks (see
-:mod:`.streams`).
+:mod:`.streams`). With batching on (:mod:`.batching`), invocations run a batch at a time
+through :mod:`.batch_inference`, which answers each request with :func:`answer` or
+:func:`failure` as :meth:`InferenceApp.invoke` does.
 """
 
 from __future__ import annotations
@@ -77,31 +79,22 @@ class InferenceApp:
 
     def invoke(self, headers: dict[bytes, bytes], body: bytes) -> Response:
         """Run the handlers on one request body."""
+        self.context.begin(headers)
+        try:
+            handler_body, content_type, accept = self.request_parts(headers, body)
+            return answer(self._run(handler_body, content_type, accept), accept, self.context)
+        except Exception as e:
+            return failure(e)
+
+    def request_parts(
+        self, headers: dict[bytes, bytes], body: bytes
+    ) -> tuple[bytes | str, str, str]:
+        """The body as the handlers get it, its content type and the Accept to answer with."""
         raw_type = headers.get(b"content-type", b"")
-        content_type = raw_type.decode("latin-1")
         accept = headers.get(b"accept", b"").decode("latin-1")
         if not accept or accept == "*/*":
             accept = self.default_accept
-        self.context.begin(headers)
-        try:
-            result = self._run(self._body_for_handlers(body, raw_type), content_type, accept)
-            payload, response_type = split_result(result, accept)
-            stream = None if isinstance(payload, bytes) else _begun(payload)
-        except InferenceError as e:
-            return error(e.status, e.message)
-        except StreamFailed as e:
-            return error(500, e.message)
-        except Exception:
-            text = traceback.format_exc()
-            print(text, file=sys.stderr, end="")  # into the instance's log as well
-            return error(500, text)
-        extra: tuple[tuple[bytes, bytes], ...] = ()
-        attributes = self.context.response_custom_attributes
-        if attributes is not None:
-            extra = ((CUSTOM_ATTRIBUTES, attributes.encode("latin-1")),)
-        if stream is not None:
-            return Response(200, response_type.encode("latin-1"), b"", extra, stream)
-        return Response(200, response_type.encode("latin-1"), payload, extra)  # type: ignore[arg-type]
+        return self._body_for_handlers(body, raw_type), raw_type.decode("latin-1"), accept
 
     def _run(self, body: bytes | str, content_type: str, accept: str) -> Any:
         h, context = self.handlers, self.context
@@ -119,6 +112,32 @@ class InferenceApp:
         if self._text_bodies and raw_type.split(b";", 1)[0].strip().lower() in TEXT_TYPES:
             return body.decode("utf-8")
         return body
+
+
+def answer(result: Any, accept: str, context: Context) -> Response:
+    """The 200 response for what output_fn/transform_fn returned, with the custom attributes
+    the handlers set on ``context``; a stream is begun first (see :func:`_begun`)."""
+    payload, response_type = split_result(result, accept)
+    stream = None if isinstance(payload, bytes) else _begun(payload)
+    extra: tuple[tuple[bytes, bytes], ...] = ()
+    attributes = context.response_custom_attributes
+    if attributes is not None:
+        extra = ((CUSTOM_ATTRIBUTES, attributes.encode("latin-1")),)
+    if stream is not None:
+        return Response(200, response_type.encode("latin-1"), b"", extra, stream)
+    return Response(200, response_type.encode("latin-1"), payload, extra)  # type: ignore[arg-type]
+
+
+def failure(e: Exception) -> Response:
+    """The response to a handler's exception: an :class:`InferenceError`'s own status, else 500
+    with the traceback as the body (printed into the instance's log as well)."""
+    if isinstance(e, InferenceError):
+        return error(e.status, e.message)
+    if isinstance(e, StreamFailed):
+        return error(500, e.message)
+    text = "".join(traceback.format_exception(e))
+    print(text, file=sys.stderr, end="")
+    return error(500, text)
 
 
 def split_result(result: Any, accept: str) -> tuple[bytes | Iterator[bytes], str]:

@@ -10,7 +10,9 @@ CUSTOM_ATTRIBUTES = b"x-amzn-sagemaker-custom-attributes"
 class Context:
     """What the current request and the worker look like to a handler.
 
-    One object per worker, re-pointed at each request (a worker serves one at a time).
+    One object per worker, re-pointed at each request before a handler runs: one request at a
+    time, or in a batch (:mod:`.batching`) at each request in turn before its ``input_fn`` and
+    again before its ``output_fn``, so a handler always sees the request it is working on.
     ``custom_attributes`` is the request's ``X-Amzn-SageMaker-Custom-Attributes``; a handler
     that calls :meth:`set_custom_attributes` gets that value sent back in the same header.
     """
@@ -25,10 +27,13 @@ class Context:
         self._headers: dict[bytes, bytes] = {}
         self.response_custom_attributes: str | None = None
 
-    def begin(self, headers: dict[bytes, bytes]) -> None:
-        """Point the context at a new request."""
+    def begin(
+        self, headers: dict[bytes, bytes], response_custom_attributes: str | None = None
+    ) -> None:
+        """Point the context at a request: a new one, or (in a batch) one whose handlers
+        already set ``response_custom_attributes``."""
         self._headers = headers
-        self.response_custom_attributes = None
+        self.response_custom_attributes = response_custom_attributes
 
     @property
     def request_headers(self) -> dict[str, str]:

@@ -7,6 +7,8 @@ can take it, so each chunk leaves as soon as the handler yields it.
 One :class:`Connection` per socket; requests are answered inline, in arrival order, from the
 parser's ``on_message_complete`` callback (pipelined requests included). No framework, no task
 or thread per request: the cost per request is the parser plus one ``transport.write``.
+With batching on, connections are :class:`.batching.BatchingConnection`, which hands
+invocations to the worker's batcher and answers them when their batch has run.
 """
 
 from __future__ import annotations
@@ -35,10 +37,18 @@ _PHRASES = {s.value: s.phrase.encode() for s in http.HTTPStatus}
 class HttpServer:
     """Serves ``handler`` on an already-listening socket; tracks connections for draining."""
 
-    def __init__(self, handler: Handler, max_body: int, max_body_mb: int) -> None:
+    def __init__(
+        self,
+        handler: Handler,
+        max_body: int,
+        max_body_mb: int,
+        connection: Callable[[HttpServer], Connection] | None = None,
+    ) -> None:
         self.handler = handler
         self.max_body = max_body
         self.max_body_mb = max_body_mb
+        # what each accepted socket gets: Connection, or one that batches (see .batching)
+        self.connection = connection or Connection
         self.connections: set[Connection] = set()
         self.draining = False
         self._server: asyncio.AbstractServer | None = None
@@ -46,7 +56,8 @@ class HttpServer:
     async def start(self, sock: socket.socket) -> None:
         """Accept connections on ``sock`` (shared with the instance's other workers)."""
         loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(lambda: Connection(self), sock=sock, backlog=1024)
+        self._server = await loop.create_server(lambda: self.connection(self), sock=sock,
+                                                backlog=1024)
 
     async def drain(self, timeout: float) -> None:
         """Stop accepting, close idle connections, let busy ones finish (up to ``timeout``)."""

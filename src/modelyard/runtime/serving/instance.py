@@ -23,7 +23,7 @@ from modelyard.runtime.hyperparameters import rewrite_opt_ml
 from modelyard.runtime.layout import CONTAINER_ROOT
 from modelyard.runtime.plan import EXIT_ALGORITHM_ERROR, EXIT_OK, EXIT_PLATFORM_ERROR
 from modelyard.runtime.reporting import Reporter
-from modelyard.runtime.serving import startup
+from modelyard.runtime.serving import model_downloads, startup
 from modelyard.runtime.serving.plan import PLAN_FILE, ServePlan
 from modelyard.runtime.serving.workers import StartupFailed, WorkerPool
 
@@ -97,7 +97,12 @@ class InstanceRun:
         if tree.visible != CONTAINER_ROOT:
             env = {k: rewrite_opt_ml(v, tree.visible) for k, v in env.items()}
         self.reporter.status("Downloading", "Downloading the model data")
-        startup.download_model(self.store, self.plan, tree.real / "model", self.reporter)
+        if self.plan.multi_model:  # the workers download each model on its first request
+            model_downloads.prepare_models_dir(tree.real / model_downloads.MODELS_DIR)
+            prefix = self.plan.model_data_url
+            self.reporter.runtime_log(f"Multi-model: models load on demand from {prefix}")
+        else:
+            startup.download_model(self.store, self.plan, tree.real / "model", self.reporter)
         code_dirs = startup.fetch_code(self.store, env, tree, self.reporter)
         python = startup.worker_python(code_dirs, self.plan, env, self.reporter)
         spec = startup.build_spec(self.plan, env, tree, code_dirs)

@@ -43,3 +43,7 @@ class ServePlan(PlanFile):
     environment: dict[str, str] = dataclasses.field(default_factory=dict)
     region: str = "us-east-1"
     isolation: str = "rewrite"  # namespace: /opt/ml is a private bind mount (as for training)
+    # Mode MultiModel: model_data_url is a prefix of model.tar.gz files, loaded on demand
+    multi_model: bool = False
+    model_cache: bool = True  # MultiModelConfig.ModelCacheSetting Enabled
+    memory_mb: int = 0  # the instance type's memory, bounding the loaded models (0: the machine's)

@@ -11,6 +11,10 @@ import json
 from typing import Any
 
 DEFAULT_MAX_PAYLOAD_MB = 6
+#: SAGEMAKER_TS_BATCH_SIZE and SAGEMAKER_TS_MAX_BATCH_DELAY (ms) when unset, as in
+#: SageMaker's PyTorch/TorchServe containers: one request at a time
+DEFAULT_BATCH_SIZE = 1
+DEFAULT_MAX_BATCH_DELAY_MS = 100.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -24,6 +28,9 @@ class WorkerSpec:
     workers: int
     max_payload_mb: int = DEFAULT_MAX_PAYLOAD_MB
     default_accept: str | None = None  # SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT
+    multi_model: dict[str, Any] | None = None  # multimodel.MultiModelSettings, as a dict
+    batch_size: int = DEFAULT_BATCH_SIZE  # requests per predict_fn call at most (see batching)
+    max_batch_delay_ms: float = DEFAULT_MAX_BATCH_DELAY_MS  # longest a request waits for others
 
     @property
     def max_payload_bytes(self) -> int:

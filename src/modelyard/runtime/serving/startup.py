@@ -22,9 +22,15 @@ from modelyard.runtime import environment, inputs, requirements_env
 from modelyard.runtime.failures import ClientError
 from modelyard.runtime.layout import CONTAINER_ROOT
 from modelyard.runtime.reporting import Reporter
+from modelyard.runtime.serving import multimodel
 from modelyard.runtime.serving.handlers import find_program
 from modelyard.runtime.serving.plan import ServePlan
-from modelyard.runtime.serving.spec import DEFAULT_MAX_PAYLOAD_MB, WorkerSpec
+from modelyard.runtime.serving.spec import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_MAX_BATCH_DELAY_MS,
+    DEFAULT_MAX_PAYLOAD_MB,
+    WorkerSpec,
+)
 
 if TYPE_CHECKING:
     from modelyard.artifacts import Artifacts
@@ -118,11 +124,14 @@ def build_spec(
     plan: ServePlan, env: Mapping[str, str], tree: Tree, code_dirs: list[Path]
 ) -> WorkerSpec:
     """The workers' startup decisions; ClientError for a missing program or bad limit."""
-    program = find_program(code_dirs, env.get("SAGEMAKER_PROGRAM") or None)
+    program = None
+    if code_dirs or not plan.multi_model:  # else SAGEMAKER_PROGRAM names each model's script
+        program = find_program(code_dirs, env.get("SAGEMAKER_PROGRAM") or None)
     try:
         max_payload = int(env.get("SAGEMAKER_MAX_PAYLOAD_IN_MB", DEFAULT_MAX_PAYLOAD_MB))
     except ValueError:
         raise ClientError("SAGEMAKER_MAX_PAYLOAD_IN_MB must be a whole number") from None
+    batch_size, max_batch_delay_ms = batch_limits(env)
     real_root = str(tree.real)
     return WorkerSpec(
         framework=plan.framework,
@@ -132,7 +141,36 @@ def build_spec(
         workers=max(1, plan.workers),
         max_payload_mb=max_payload,
         default_accept=env.get("SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT") or None,
+        multi_model=multimodel.spec_field(plan, env, tree.visible),
+        batch_size=batch_size,
+        max_batch_delay_ms=max_batch_delay_ms,
     )
+
+
+def batch_limits(env: Mapping[str, str]) -> tuple[int, float]:
+    """``SAGEMAKER_TS_BATCH_SIZE`` (requests per batch, 1 = no batching) and
+    ``SAGEMAKER_TS_MAX_BATCH_DELAY`` (ms), as TorchServe reads them; ClientError when bad."""
+    raw_size = env.get("SAGEMAKER_TS_BATCH_SIZE", "").strip()
+    raw_delay = env.get("SAGEMAKER_TS_MAX_BATCH_DELAY", "").strip()
+    try:
+        size = int(raw_size) if raw_size else DEFAULT_BATCH_SIZE
+    except ValueError:
+        size = 0
+    if size < 1:
+        raise ClientError(
+            f"SAGEMAKER_TS_BATCH_SIZE must be a whole number of requests, 1 or more (1: no "
+            f"batching); got {raw_size!r}"
+        )
+    try:
+        delay = float(raw_delay) if raw_delay else DEFAULT_MAX_BATCH_DELAY_MS
+    except ValueError:
+        delay = -1.0
+    if not 0 <= delay < float("inf"):  # NaN fails this too
+        raise ClientError(
+            "SAGEMAKER_TS_MAX_BATCH_DELAY must be the longest a request may wait for a batch, "
+            f"in milliseconds, 0 or more; got {raw_delay!r}"
+        )
+    return size, delay
 
 
 def worker_environment(
@@ -152,6 +190,8 @@ def worker_environment(
         # Logs go line by line into logs.jsonl; a buffered worker would hold them back.
         PYTHONUNBUFFERED="1",
     )
+    if spec.multi_model is not None:
+        out["SAGEMAKER_MULTI_MODEL"] = "true"
     out["PYTHONPATH"] = os.pathsep.join([*spec.code_dirs, *filter(None, [out.get("PYTHONPATH")])])
     requirements_env.activate(python, out)
     return out

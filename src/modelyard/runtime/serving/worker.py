@@ -22,10 +22,11 @@ import traceback
 from typing import Any
 
 from modelyard.runtime.failures import ClientError, truncate
-from modelyard.runtime.serving import frameworks, handlers
+from modelyard.runtime.serving import batching, frameworks, handlers
 from modelyard.runtime.serving.app import InferenceApp
 from modelyard.runtime.serving.context import Context
 from modelyard.runtime.serving.httpserver import HttpServer
+from modelyard.runtime.serving.multimodel import MultiModelApp
 from modelyard.runtime.serving.spec import WorkerSpec
 
 #: how long in-flight requests may take to finish after SIGTERM
@@ -33,8 +34,10 @@ DRAIN_SECONDS = 10.0
 _PARENT_CHECK_SECONDS = 1.0
 
 
-def load_app(spec: WorkerSpec, index: int) -> InferenceApp:
+def load_app(spec: WorkerSpec, index: int) -> InferenceApp | MultiModelApp:
     """Import, resolve, load and warm up; ClientError when the user's part fails."""
+    if spec.multi_model is not None:  # no model yet: each one loads on its first request
+        return MultiModelApp.start(spec, index, warm_up)
     module = handlers.import_user_module(spec)
     resolved = handlers.resolve(module, spec.framework, spec.default_accept)
     context = Context(spec.model_dir, index)
@@ -67,10 +70,13 @@ def report_ready(fd: int, failure: str | None) -> None:
         os.close(fd)
 
 
-async def serve(app: InferenceApp, spec: WorkerSpec, sock: socket.socket, ready_fd: int) -> None:
+async def serve(
+    app: InferenceApp | MultiModelApp, spec: WorkerSpec, sock: socket.socket, ready_fd: int
+) -> None:
     """Serve until SIGTERM/SIGINT or until the instance process is gone, then drain."""
     loop = asyncio.get_running_loop()
-    server = HttpServer(app.handle, spec.max_payload_bytes, spec.max_payload_mb)
+    connection = batching.connection_factory(app, spec)  # None: batching is off
+    server = HttpServer(app.handle, spec.max_payload_bytes, spec.max_payload_mb, connection)
     await server.start(sock)
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
