@@ -10,8 +10,9 @@ import modelyard
 
 def test_public_names() -> None:
     assert sorted(modelyard.__all__) == [
-        "Estimator", "Model", "Predictor", "Session", "TrainingFailed", "TransformFailed",
-        "Transformer", "__version__",
+        "CategoricalParameter", "ContinuousParameter", "Estimator", "HyperparameterTuner",
+        "IntegerParameter", "Model", "Predictor", "Run", "Session", "TrainingFailed",
+        "TransformFailed", "Transformer", "TuningFailed", "__version__",
     ]
     for name in modelyard.__all__:
         assert getattr(modelyard, name) is not None

@@ -11,16 +11,31 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 __all__ = [
-    "Estimator", "Model", "Predictor", "Session", "TrainingFailed", "TransformFailed", "Transformer",
-    "__version__",
+    "CategoricalParameter", "ContinuousParameter", "Estimator", "HyperparameterTuner",
+    "IntegerParameter", "Model", "Predictor", "Run", "Session", "TrainingFailed",
+    "TransformFailed", "Transformer", "TuningFailed", "__version__",
 ]
 
 if TYPE_CHECKING:
     from modelyard.sdk.estimator import Estimator, TrainingFailed
+    from modelyard.sdk.experiments import Run
     from modelyard.sdk.model import Model
     from modelyard.sdk.predictor import Predictor
     from modelyard.sdk.session import Session
     from modelyard.sdk.transformer import Transformer, TransformFailed
+    from modelyard.sdk.tuner import (
+        CategoricalParameter,
+        ContinuousParameter,
+        HyperparameterTuner,
+        IntegerParameter,
+        TuningFailed,
+    )
+
+
+_TUNER_NAMES = frozenset({
+    "CategoricalParameter", "ContinuousParameter", "HyperparameterTuner", "IntegerParameter",
+    "TuningFailed",
+})
 
 
 def __getattr__(name: str) -> Any:
@@ -41,8 +56,16 @@ def __getattr__(name: str) -> Any:
         from modelyard.sdk.session import Session
 
         return Session
+    if name == "Run":
+        from modelyard.sdk.experiments import Run
+
+        return Run
     if name in ("Transformer", "TransformFailed"):
         from modelyard.sdk import transformer
 
         return getattr(transformer, name)
+    if name in _TUNER_NAMES:
+        from modelyard.sdk import tuner
+
+        return getattr(tuner, name)
     raise AttributeError(name)

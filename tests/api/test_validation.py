@@ -306,3 +306,15 @@ def test_bodies_sent_by_botocore_validate() -> None:
         "CreationTimeAfter": 1704067200.0,
         "MaxResults": 5,
     }
+
+
+def test_non_finite_doubles_arrive_as_strings() -> None:
+    op = operation("sagemaker-metrics", "BatchPutMetrics")
+    data = [{"MetricName": "m", "Timestamp": 1.0, "Value": text}
+            for text in ("NaN", "Infinity", "-Infinity")]
+    converted = validate_input(op, {"TrialComponentName": "tc", "MetricData": data})
+    values = [d["Value"] for d in converted["MetricData"]]
+    assert values[0] != values[0] and values[1:] == [float("inf"), float("-inf")]
+    with pytest.raises(ValidationError, match="Member must be a number"):
+        validate_input(op, {"TrialComponentName": "tc",
+                            "MetricData": [{"MetricName": "m", "Timestamp": 1.0, "Value": "nan"}]})

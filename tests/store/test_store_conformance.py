@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from modelyard.core.errors import StaleRecord, ValidationError
 from modelyard.store import (
     DuplicateRecord,
+    Link,
     MetadataStore,
     MetricPoint,
     Query,
@@ -24,6 +25,8 @@ from modelyard.store import (
     SqlMetadataStore,
     open_store,
 )
+
+HEAD = "0002"  # the newest migration revision
 
 
 def make_record(
@@ -420,6 +423,47 @@ class TestMetadataStore:
         store.add_metric_points(arn, points)
         assert store.get_metric_points(arn, "loss") == points
 
+    def test_metric_points_keep_their_step(self, store: MetadataStore) -> None:
+        arn = store.create(make_record("job-1")).arn
+        store.add_metric_points(
+            arn, [MetricPoint("loss", 0.5, 1.0, 1, step=0), MetricPoint("loss", 0.4, 2.0, 2)]
+        )
+        assert [p.step for p in store.get_metric_points(arn)] == [0, None]
+
+    # --- links and ARNs --------------------------------------------------------------------
+    def test_links_are_added_once_listed_both_ways_and_removed(self, store: MetadataStore) -> None:
+        a, b, c = (store.create(make_record(n)).arn for n in ("a", "b", "c"))
+        assert store.add_link(Link("lineage", a, b, 2.0, {"AssociationType": "Produced"}))
+        assert not store.add_link(Link("lineage", a, b, 9.0, {"AssociationType": "SameAs"}))
+        assert store.add_link(Link("lineage", c, b, 1.0))
+        assert store.add_link(Link("member", a, c, 3.0))
+        into_b = store.list_links("lineage", destinations=[b])
+        assert [(x.source, x.created) for x in into_b] == [(c, 1.0), (a, 2.0)]
+        assert dict(into_b[1].attributes) == {"AssociationType": "Produced"}  # the first one kept
+        assert [x.destination for x in store.list_links("lineage", sources=[a])] == [b]
+        assert [x.destination for x in store.list_links("member", sources=[a, b])] == [c]
+        assert store.list_links("lineage", sources=[a], destinations=[c]) == []
+        assert [x.source for x in store.list_links("lineage", offset=1, limit=5)] == [a]
+        assert store.remove_link("lineage", a, b)
+        assert not store.remove_link("lineage", a, b)
+        assert [x.source for x in store.list_links("lineage")] == [c]
+
+    def test_links_need_both_ends_and_go_with_either(self, store: MetadataStore) -> None:
+        a, b = (store.create(make_record(n)).arn for n in ("a", "b"))
+        with pytest.raises(RecordNotFound):
+            store.add_link(Link("lineage", a, "arn:none", 1.0))
+        store.add_link(Link("lineage", a, b, 1.0))
+        store.add_link(Link("lineage", b, a, 1.0))
+        store.delete("TrainingJob", "b")
+        assert store.list_links("lineage") == []
+
+    def test_by_arn_finds_records_of_any_kind(self, store: MetadataStore) -> None:
+        job = store.create(make_record("job-1"))
+        model = store.create(make_record("m-1", kind="Model"))
+        found = store.by_arn([model.arn, "arn:none", job.arn, job.arn])
+        assert found == {job.arn: job, model.arn: model}
+        assert store.by_arn([]) == {}
+
     # --- several stores, several processes -------------------------------------------------
     def test_two_stores_on_one_database_see_each_other(self, store_url: str) -> None:
         first, second = open_store(store_url), open_store(store_url)
@@ -443,7 +487,7 @@ class TestMetadataStore:
         second = open_store(store_url)
         try:
             assert names(second.list(Query(kind="TrainingJob"))) == ["job-1"]
-            assert _alembic_versions(second) == ["0001"]
+            assert _alembic_versions(second) == [HEAD]
         finally:
             second.close()
 
@@ -464,10 +508,38 @@ class TestMetadataStore:
         assert [p.returncode for p in processes] == [0, 0, 0, 0], outputs
         opened = open_store(store_url)
         try:
-            assert _alembic_versions(opened) == ["0001"]
+            assert _alembic_versions(opened) == [HEAD]
             assert opened.count(Query(kind="TrainingJob")) == 0
         finally:
             opened.close()
+
+
+def test_upgrading_a_0001_database_keeps_its_points(store_url: str) -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    from modelyard.store._engines import MIGRATIONS_DIR
+    from modelyard.store.sql import create_store_engine
+
+    url = store_url
+    engine = create_store_engine(url)
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.set_main_option("path_separator", "os")
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.upgrade(config, "0001")
+        conn.execute(sa.text(
+            "INSERT INTO resources VALUES ('TrainingJob','j','j','arn:j','Completed',1,1,1,'{}','{}')"
+        ))
+        conn.execute(sa.text("INSERT INTO metric_points VALUES ('arn:j','loss',1,0.5,2.0)"))
+    engine.dispose()
+    store = open_store(url)
+    try:
+        assert _alembic_versions(store) == [HEAD]
+        assert store.get_metric_points("arn:j") == [MetricPoint("loss", 0.5, 2.0, 1, step=None)]
+    finally:
+        store.close()
 
 
 def _alembic_versions(store: MetadataStore) -> list[str]:

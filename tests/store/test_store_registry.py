@@ -19,6 +19,7 @@ from modelyard.store.sql import create_store_engine
 def test_public_surface_is_pinned() -> None:
     assert sorted(modelyard.store.__all__) == [
         "DuplicateRecord",
+        "Link",
         "MetadataStore",
         "MetricPoint",
         "Query",

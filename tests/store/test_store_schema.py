@@ -17,7 +17,7 @@ def test_migrated_database_matches_schema_module(store: MetadataStore) -> None:
         differences = compare_metadata(context, metadata)
         tables = set(sa.inspect(conn).get_table_names())
     assert differences == []
-    assert tables == {"alembic_version", "resources", "tags", "metric_points"}
+    assert tables == {"alembic_version", "resources", "tags", "metric_points", "links"}
 
 
 def test_tables_have_the_documented_keys_and_indexes(store: MetadataStore) -> None:
@@ -37,3 +37,13 @@ def test_tables_have_the_documented_keys_and_indexes(store: MetadataStore) -> No
         assert foreign_key["referred_table"] == "resources"
         assert foreign_key["referred_columns"] == ["arn"]
         assert foreign_key["options"].get("ondelete") == "CASCADE"
+    assert inspector.get_pk_constraint("links")["constrained_columns"] == [
+        "relation", "source", "destination",
+    ]
+    link_keys = inspector.get_foreign_keys("links")
+    assert sorted(k["constrained_columns"][0] for k in link_keys) == ["destination", "source"]
+    assert all(k["referred_table"] == "resources" and k["referred_columns"] == ["arn"]
+               and k["options"].get("ondelete") == "CASCADE" for k in link_keys)
+    assert ("relation", "destination") in {
+        tuple(i["column_names"]) for i in inspector.get_indexes("links")
+    }

@@ -56,7 +56,7 @@ class JsonDispatcher:
             if handler is None:
                 raise UnknownOperation(f"{self.service}.{operation}")
             op_model = self.model.operation_model(operation)
-            params = validate_input(op_model, _decode(body))
+            params = validate_input(op_model, decode_json_object(body))
             result = handler(params)
             payload = encode_json(shape_output(op_model, result, strict=self.strict))
         except ModelyardError as e:
@@ -87,7 +87,8 @@ class JsonDispatcher:
         return _QUERY_CODES.get(code, code)
 
 
-def _decode(body: bytes) -> dict[str, Any]:
+def decode_json_object(body: bytes) -> dict[str, Any]:
+    """A JSON request body as a dict ({} when empty); ValidationError otherwise."""
     if not body.strip():
         return {}
     try:

@@ -16,9 +16,16 @@ Handler = Callable[[dict[str, Any]], dict[str, Any]]
 # ARN resource type -> store kind; capabilities add theirs as they arrive
 KINDS_BY_ARN_TYPE = {
     "training-job": "TrainingJob",
+    "hyper-parameter-tuning-job": "HyperParameterTuningJob",
     "transform-job": "TransformJob",
     "model": "Model",
     "endpoint-config": "EndpointConfig",
+    "experiment": "Experiment",
+    "experiment-trial": "ExperimentTrial",
+    "experiment-trial-component": "ExperimentTrialComponent",
+    "artifact": "Artifact",
+    "action": "Action",
+    "context": "Context",
     "endpoint": "Endpoint",
 }
 

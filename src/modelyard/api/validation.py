@@ -46,6 +46,8 @@ _MAX_ECHO = 256
 # already "invalid" and a backtracking pattern over a megabyte would stall the request.
 _PATTERN_SKIP_LENGTH = 1024
 _REDACTED = "*** Sensitive Data Redacted ***"
+# JSON has no NaN or infinity: AWS protocols send such doubles as these strings.
+_NON_FINITE = frozenset({"NaN", "Infinity", "-Infinity"})
 
 # Java regexes (``\p{L}``, ``\uD800`` ranges) that Python's ``re`` cannot compile; such members
 # go unchecked rather than failing every request.
@@ -278,6 +280,8 @@ class _Walker:
         return value
 
     def number(self, shape: Shape, value: Any, path: str, from_text: bool) -> float | None:
+        if isinstance(value, str) and value in _NON_FINITE:
+            return float(value)  # how botocore sends a NaN or infinite double in JSON
         if from_text and isinstance(value, str):
             try:
                 value = float(value)

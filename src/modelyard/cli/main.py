@@ -74,14 +74,19 @@ def credentials(home: Path | None) -> None:
 def _register_subcommands() -> None:
     from modelyard.cli.demo import demo
     from modelyard.cli.endpoints import endpoints
+    from modelyard.cli.experiments import experiments, trial_components
     from modelyard.cli.training import logs, training_jobs
     from modelyard.cli.transform import transform_jobs
+    from modelyard.cli.tuning import tuning_jobs
 
     cli.add_command(training_jobs)
     cli.add_command(transform_jobs)
+    cli.add_command(tuning_jobs)
     cli.add_command(logs, "logs")  # `modelyard logs -f JOB`, short for training-jobs logs
     cli.add_command(demo)
     cli.add_command(endpoints)
+    cli.add_command(experiments)
+    cli.add_command(trial_components)
 
 
 def main() -> None:

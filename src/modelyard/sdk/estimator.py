@@ -83,10 +83,22 @@ class Estimator:
         wait: bool = True,
         logs: bool = True,
         job_name: str | None = None,
+        experiment_config: dict[str, str] | None = None,
     ) -> None:
-        """Create the training job; with ``wait``, block until it ends (showing its logs)."""
+        """Create the training job; with ``wait``, block until it ends (showing its logs).
+
+        ``experiment_config`` (``ExperimentName``, ``TrialName``, ``RunName`` ...) puts the job
+        in an experiment; inside a ``with modelyard.Run(...)`` block it defaults to that run's.
+        """
         name = job_name or name_from_base(self.base_job_name)
         request = self._request(name, _channels(inputs, self._scratch(name), self.content_type))
+        if experiment_config is None:
+            from modelyard.sdk.experiments import current_run
+
+            run = current_run()
+            experiment_config = run.experiment_config if run is not None else None
+        if experiment_config:
+            request["ExperimentConfig"] = dict(experiment_config)
         self.session.sagemaker.create_training_job(**request)
         self.latest_training_job = name
         self._description = None

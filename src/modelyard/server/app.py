@@ -9,6 +9,8 @@ platform's keys.
 ``POST /endpoints/{name}/invocations`` (and ``/async-invocations``,
 ``/invocations-response-stream``) is the ``sagemaker-runtime`` data plane; it bypasses the
 framework and goes straight to :class:`~modelyard.serving.router.Router`.
+``PUT /BatchPutMetrics`` and ``POST /BatchGetMetrics`` are ``sagemaker-metrics`` (rest-json),
+signed like the rest.
 ``GET /ping`` answers unsigned, for health checks and server discovery.
 ``GET /metrics`` (Prometheus text) answers unsigned only while the server listens on a loopback
 address, since scrapers cannot sign; bound to any other address it wants a SigV4 signature,
@@ -31,6 +33,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from modelyard import __version__
 from modelyard.api.dispatch import JsonDispatcher
 from modelyard.api.errors import json_error_response_body, new_request_id, query_xml_error
+from modelyard.api.rest_dispatch import RestJsonDispatcher
 from modelyard.api.sigv4 import Principal, verify_request
 from modelyard.api.sts import handle_sts
 from modelyard.core.errors import ModelyardError, ValidationError
@@ -50,6 +53,10 @@ def build_app(platform: Platform) -> ASGIApp:
             "application-autoscaling", platform.autoscaling.operations(), strict
         ),
     }
+
+    metrics_api = RestJsonDispatcher(
+        "sagemaker-metrics", platform.experiment_metrics.operations(), strict
+    )
 
     async def authenticate(request: Request, body: bytes) -> Principal:
         return await run_in_threadpool(
@@ -100,6 +107,18 @@ def build_app(platform: Platform) -> ASGIApp:
             return _response(*json_error_response_body(e, "sagemaker", rid))
         return JSONResponse({"TrainingJobName": name, "Interrupted": True})
 
+    async def sagemaker_metrics(request: Request) -> Response:
+        body = await request.body()
+        rid = new_request_id()
+        try:
+            await authenticate(request, body)
+        except ModelyardError as e:
+            return _response(*metrics_api.error(e, rid))
+        answer = await run_in_threadpool(
+            metrics_api.dispatch, request.method, request.url.path, body, rid
+        )
+        return _response(*answer)
+
     metrics_unsigned = _is_loopback(platform.settings.host)
 
     async def metrics(request: Request) -> Response:
@@ -120,6 +139,8 @@ def build_app(platform: Platform) -> ASGIApp:
             Route("/ping", ping, methods=["GET"]),
             Route("/metrics", metrics, methods=["GET"]),
             Route("/_modelyard/training-jobs/{name}/interrupt", interrupt, methods=["POST"]),
+            *[Route(path, sagemaker_metrics, methods=methods)
+              for path, methods in metrics_api.paths().items()],
         ],
     )
     router = platform.router

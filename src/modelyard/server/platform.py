@@ -18,7 +18,16 @@ from modelyard.compute.local import LocalExecutor
 from modelyard.compute.resources import Capacity
 from modelyard.core.credentials import load_or_create_credentials, lookup_secret
 from modelyard.core.settings import Settings
+from modelyard.experiments.components import TrialComponentService
+from modelyard.experiments.metrics import MetricsApi
+from modelyard.experiments.service import Catalogs, ExperimentService
+from modelyard.experiments.tracking import TrainingJobTracker
 from modelyard.jobs.loop import ReconcileLoop
+from modelyard.lineage.associations import AssociationService
+from modelyard.lineage.service import LineageService
+from modelyard.lineage.tracking import LineageRecorder
+from modelyard.search.resources import builtin_searchables, described
+from modelyard.search.service import SearchService
 from modelyard.serving import spec as serving_spec
 from modelyard.serving.async_controller import AsyncInvocationController
 from modelyard.serving.async_invocations import AsyncInvocationHandler
@@ -37,6 +46,9 @@ from modelyard.training.controller import TrainingJobController
 from modelyard.training.service import TrainingService
 from modelyard.transform.controller import TransformJobController
 from modelyard.transform.service import TransformService
+from modelyard.tuning.controller import TuningJobController
+from modelyard.tuning.service import TuningService
+from modelyard.tuning.spec import KIND as TUNING_JOB
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +91,11 @@ class Platform:
         self.training = TrainingService(
             settings, self.store, self.training_controller, self.loop.wake
         )
+        # after the training controller in each pass: a trial that just ended frees its slot
+        # for the next one in the same pass
+        self.tuning_controller = TuningJobController(self.store, self.training)
+        self.loop.controllers.append(self.tuning_controller)
+        self.tuning = TuningService(settings, self.store, self.loop.wake)
         self.models = ModelService(settings, self.store)
         self.transform = TransformService(
             settings, self.store, self.models.models, self.transform_controller, self.loop.wake
@@ -107,15 +124,50 @@ class Platform:
             AlarmController(self.store, self.metrics),
             ScalingController(settings, self.store, self.metrics, self.endpoints),
         ]
+        self._track_experiments_and_lineage(settings)
+
+    def _track_experiments_and_lineage(self, settings: Settings) -> None:
+        """Experiments, trial components, their metrics, lineage and Search.
+
+        Training jobs are tracked as they change (the controller's observers); models and
+        endpoints record their lineage after their Create/Update operations succeed.
+        Capabilities add their own resources to Search with ``self.search.register``.
+        """
+        catalogs = Catalogs.open(settings, self.store)
+        self.experiments = ExperimentService(settings, self.store, catalogs)
+        self.trial_components = TrialComponentService(self.store, catalogs)
+        self.experiment_metrics = MetricsApi(
+            self.store, self.trial_components.component_arn, self.trial_components.series_of
+        )
+        self.lineage = LineageService(settings, self.store)
+        self.associations = AssociationService(self.store, self.lineage)
+        self.lineage_recorder = LineageRecorder(self.store, self.lineage, self.associations)
+        self.job_tracker = TrainingJobTracker(catalogs, self.experiments)
+        self.job_tracker.listeners.append(self.lineage_recorder.on_training_job)
+        self.training_controller.observers.append(self.job_tracker.observe)
+        self.search = SearchService(self.store)
+        for searchable in builtin_searchables(self.store, self.training, self.trial_components):
+            self.search.register(searchable)
+        self.search.register(described(
+            self.store, "HyperParameterTuningJob", "HyperParameterTuningJob", TUNING_JOB,
+            self.tuning.description,
+            {"HyperParameterTuningJobName": "name", "CreationTime": "created"},
+        ))
 
     def sagemaker_operations(self) -> dict:
-        return {
+        return self.lineage_recorder.wrap({
             **self.training.operations(),
+            **self.tuning.operations(),
             **self.models.operations(),
             **self.transform.operations(),
             **self.endpoints.operations(),
             **self.tags.operations(),
-        }
+            **self.experiments.operations(),
+            **self.trial_components.operations(),
+            **self.lineage.operations(),
+            **self.associations.operations(),
+            **self.search.operations(),
+        })
 
     def cloudwatch_operations(self) -> dict:
         return {**self.metrics.operations(), **self.alarms.operations()}

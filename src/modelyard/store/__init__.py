@@ -1,4 +1,4 @@
-"""The metadata store: resource records, tags and metric points behind one interface.
+"""The metadata store: resource records, tags, metric points and links behind one interface.
 
 :func:`open_store` picks a backend from the URL's scheme and imports it only then, so importing
 this package costs nothing beyond the interface::
@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from modelyard.core.errors import ValidationError
 from modelyard.store.base import (
     DuplicateRecord,
+    Link,
     MetadataStore,
     MetricPoint,
     Query,
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DuplicateRecord",
+    "Link",
     "MetadataStore",
     "MetricPoint",
     "Query",

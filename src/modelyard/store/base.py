@@ -17,7 +17,10 @@ Contract for every implementation:
   SageMaker error their operation uses.
 - Any failure of the database library is translated into
   :class:`~modelyard.core.errors.StoreError`, chained with ``from``.
-- Deleting a record deletes its tags and metric points.
+- Deleting a record deletes its tags, metric points and links.
+- Links are directed edges between two records' ARNs, grouped by ``relation`` (lineage
+  associations, trial membership ...). Both ends must be stored records; adding a link that
+  exists already changes nothing.
 """
 
 from __future__ import annotations
@@ -82,12 +85,32 @@ class Query:
 
 @dataclasses.dataclass(frozen=True)
 class MetricPoint:
-    """One observed value of a named metric of a resource; ``seq`` orders points and dedupes."""
+    """One observed value of a named metric of a resource; ``seq`` orders points and dedupes.
+
+    ``step`` is the iteration a value belongs to when its writer said (``BatchPutMetrics``'
+    ``Step``); points read from logs have none.
+    """
 
     name: str
     value: float
     timestamp: float
     seq: int
+    step: int | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Link:
+    """A directed edge from one record's ARN to another's, within one ``relation``.
+
+    ``attributes`` is a small JSON-compatible mapping the relation's owner defines (for a
+    lineage association: its ``AssociationType``).
+    """
+
+    relation: str
+    source: str
+    destination: str
+    created: float
+    attributes: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
 
 class MetadataStore(abc.ABC):
@@ -162,6 +185,33 @@ class MetadataStore(abc.ABC):
         self, arn: str, name: str | None = None
     ) -> builtins.list[MetricPoint]:
         """Points of one ARN (optionally one metric), ordered by ``seq``."""
+
+    # --- links ---------------------------------------------------------------------------
+    @abc.abstractmethod
+    def add_link(self, link: Link) -> bool:
+        """Store a link; False (and nothing changes) when ``(relation, source, destination)``
+        is stored already. Raises RecordNotFound when either ARN has no record."""
+
+    @abc.abstractmethod
+    def remove_link(self, relation: str, source: str, destination: str) -> bool:
+        """Remove one link; whether it existed."""
+
+    @abc.abstractmethod
+    def list_links(
+        self,
+        relation: str,
+        *,
+        sources: Sequence[str] | None = None,
+        destinations: Sequence[str] | None = None,
+        offset: int = 0,
+        limit: int | None = None,
+    ) -> builtins.list[Link]:
+        """Links of ``relation`` (optionally only from ``sources`` and/or to ``destinations``),
+        ordered by creation time, then source and destination, and windowed."""
+
+    @abc.abstractmethod
+    def by_arn(self, arns: Sequence[str]) -> dict[str, Record]:
+        """The records with these ARNs, by ARN; unknown ARNs are left out."""
 
     # --- lifecycle -----------------------------------------------------------------------
     def close(self) -> None:

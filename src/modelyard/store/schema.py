@@ -81,5 +81,28 @@ metric_points = sa.Table(
     # diverged loss reads the same on every backend.
     sa.Column("value", sa.Double, nullable=True),
     sa.Column("timestamp", sa.Double, nullable=False),
+    # The writer's iteration number, when it gave one (sagemaker-metrics' Step).
+    sa.Column("step", sa.BigInteger, nullable=True),
 )
 """Observed metric values by ARN; ``seq`` orders the points of one metric and dedupes them."""
+
+links = sa.Table(
+    "links",
+    metadata,
+    sa.Column("relation", _text(), primary_key=True),
+    sa.Column(
+        "source", _text(), sa.ForeignKey("resources.arn", ondelete="CASCADE"), primary_key=True
+    ),
+    sa.Column(
+        "destination",
+        _text(),
+        sa.ForeignKey("resources.arn", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("created", sa.Double, nullable=False),
+    sa.Column("attributes", sa.JSON, nullable=False),
+    # Walking a graph backwards (who points at this ARN?) must not scan the table.
+    sa.Index(None, "relation", "destination"),
+)
+"""Directed edges between records (lineage associations, trial membership); deleted with
+either end (both foreign keys cascade)."""

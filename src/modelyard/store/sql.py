@@ -5,9 +5,9 @@ Concurrency rests on the database, never on process-local locks:
 - ``update`` is a compare-and-swap, ``UPDATE ... WHERE kind, name, version``. PostgreSQL (read
   committed) re-checks the ``WHERE`` after a competing writer commits; SQLite takes the write
   lock up front (``BEGIN IMMEDIATE``), so in both a stale version matches no row.
-- Deleting a resource deletes its tags and metric points through ``ON DELETE CASCADE`` foreign
-  keys (enabled per connection on SQLite), so a resource re-created under the same name never
-  inherits the tags or metrics of the one deleted before it.
+- Deleting a resource deletes its tags, metric points and links through ``ON DELETE CASCADE``
+  foreign keys (enabled per connection on SQLite), so a resource re-created under the same name
+  never inherits the tags, metrics or links of the one deleted before it.
 - Opening a store migrates the database to the newest revision inside one transaction that holds
   the migration lock (a PostgreSQL advisory lock; SQLite's write lock), so processes that start
   at once apply each revision exactly once.
@@ -47,12 +47,14 @@ from modelyard.store._engines import (
 )
 from modelyard.store.base import (
     DuplicateRecord,
+    Link,
     MetadataStore,
     MetricPoint,
     Query,
     Record,
     RecordNotFound,
 )
+from modelyard.store.schema import links as link_table
 from modelyard.store.schema import metric_points, resources
 from modelyard.store.schema import tags as tag_table
 
@@ -244,7 +246,8 @@ class SqlMetadataStore(MetadataStore):
             index_elements=[metric_points.c.arn, metric_points.c.name, metric_points.c.seq]
         )
         rows = [
-            {"arn": arn, "name": p.name, "seq": p.seq, "value": p.value, "timestamp": p.timestamp}
+            {"arn": arn, "name": p.name, "seq": p.seq, "value": p.value,
+             "timestamp": p.timestamp, "step": p.step}
             for p in points
         ]
         with self._transaction(write=True, on_integrity=_missing_arn(arn)) as conn:
@@ -253,18 +256,99 @@ class SqlMetadataStore(MetadataStore):
     def get_metric_points(self, arn: str, name: str | None = None) -> builtins.list[MetricPoint]:
         """Points of ``arn`` (optionally of one metric) ordered by ``seq``, then name."""
         columns = metric_points.c
-        statement = sa.select(columns.name, columns.value, columns.timestamp, columns.seq).where(
-            columns.arn == arn
-        )
+        statement = sa.select(
+            columns.name, columns.value, columns.timestamp, columns.seq, columns.step
+        ).where(columns.arn == arn)
         if name is not None:
             statement = statement.where(columns.name == name)
         statement = statement.order_by(columns.seq, columns.name)
         with self._transaction(write=False) as conn:
             return [
                 # SQLite stores NaN as NULL; give NaN back so both backends read the same.
-                MetricPoint(name=n, value=math.nan if v is None else v, timestamp=t, seq=s)
-                for n, v, t, s in conn.execute(statement)
+                MetricPoint(name=n, value=math.nan if v is None else v, timestamp=t, seq=s,
+                            step=step)
+                for n, v, t, s, step in conn.execute(statement)
             ]
+
+    # --- links -----------------------------------------------------------------------------
+    def add_link(self, link: Link) -> bool:
+        """Store a link unless it exists; RecordNotFound when an end has no record."""
+        columns = link_table.c
+        row = {
+            "relation": link.relation, "source": link.source, "destination": link.destination,
+            "created": link.created, "attributes": _json_document(link.attributes, "attributes"),
+        }
+        statement = (
+            self._insert(link_table).values(row)
+            .on_conflict_do_nothing(
+                index_elements=[columns.relation, columns.source, columns.destination]
+            )
+            # rowcount after ON CONFLICT DO NOTHING differs between drivers; a returned row
+            # does not: one comes back only when the link was inserted.
+            .returning(columns.relation)
+        )
+        ends = f"{link.source} or {link.destination}"
+        with self._transaction(write=True, on_integrity=_missing_arn(ends)) as conn:
+            return conn.execute(statement).first() is not None
+
+    def remove_link(self, relation: str, source: str, destination: str) -> bool:
+        """Remove one link; whether it existed."""
+        columns = link_table.c
+        statement = link_table.delete().where(
+            columns.relation == relation, columns.source == source,
+            columns.destination == destination,
+        )
+        with self._transaction(write=True) as conn:
+            return bool(conn.execute(statement).rowcount)
+
+    def list_links(
+        self,
+        relation: str,
+        *,
+        sources: Sequence[str] | None = None,
+        destinations: Sequence[str] | None = None,
+        offset: int = 0,
+        limit: int | None = None,
+    ) -> builtins.list[Link]:
+        """Links of ``relation`` by creation time (then source, destination), windowed.
+
+        Pass at most a few hundred ARNs in ``sources``/``destinations`` per call (SQLite bounds
+        the parameters of one statement).
+        """
+        columns = link_table.c
+        statement = sa.select(link_table).where(columns.relation == relation)
+        if sources is not None:
+            statement = statement.where(columns.source.in_(builtins.list(sources)))
+        if destinations is not None:
+            statement = statement.where(columns.destination.in_(builtins.list(destinations)))
+        statement = statement.order_by(columns.created, columns.source, columns.destination)
+        if offset < 0 or (limit is not None and limit < 0):
+            raise ValidationError("list_links offset and limit must not be negative.")
+        if offset:
+            statement = statement.offset(offset)
+        if limit is not None:
+            statement = statement.limit(limit)
+        with self._transaction(write=False) as conn:
+            return [
+                Link(relation=r.relation, source=r.source, destination=r.destination,
+                     created=r.created, attributes=MappingProxyType(r.attributes))
+                for r in conn.execute(statement)
+            ]
+
+    def by_arn(self, arns: Sequence[str]) -> dict[str, Record]:
+        """The records with these ARNs, by ARN (the ARN column is unique and indexed)."""
+        wanted = builtins.list(dict.fromkeys(arns))
+        if not wanted:
+            return {}
+        found: dict[str, Record] = {}
+        # Bounded IN lists: SQLite caps bound parameters per statement.
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            statement = sa.select(resources).where(resources.c.arn.in_(chunk))
+            with self._transaction(write=False) as conn:
+                for row in conn.execute(statement):
+                    found[row.arn] = _to_record(row)
+        return found
 
     # --- lifecycle -------------------------------------------------------------------------
     def close(self) -> None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import shutil
 import time
+from collections.abc import Callable
 from typing import Any
 
 from modelyard.artifacts.uris import join_uri
@@ -14,7 +16,10 @@ from modelyard.jobs.kernel import JobController
 from modelyard.jobs.metrics import MetricMatcher
 from modelyard.runtime.plan import ChannelPlan, HostPlan
 from modelyard.store.base import MetricPoint, Record
+from modelyard.store.mutate import Mutation
 from modelyard.training import spec as training_spec
+
+log = logging.getLogger(__name__)
 
 KIND = "TrainingJob"
 
@@ -32,6 +37,31 @@ class TrainingJobController(JobController):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._matchers: dict[str, MetricMatcher] = {}
+        #: called with the new record after every change of a job (experiment tracking and
+        #: lineage hang off here); must be quick and must not raise
+        self.observers: list[Callable[[Record], None]] = []
+
+    def mutate(self, name: str, fn: Mutation) -> Record:
+        """Change a job's state (see the kernel), then tell the observers if it changed."""
+        changed = [False]
+
+        def tracked(state: dict[str, Any]) -> dict[str, Any] | None:
+            new = fn(state)
+            changed[0] = new is not None  # of the attempt that won the compare-and-swap
+            return new
+
+        record = super().mutate(name, tracked)
+        if changed[0]:
+            self.track(record)
+        return record
+
+    def track(self, record: Record) -> None:
+        """Hand a job's current record to every observer (a failing one is logged)."""
+        for observer in self.observers:
+            try:
+                observer(record)
+            except Exception:
+                log.exception("an observer of training job %s failed", record.name)
 
     def host_plans(self, record: Record, attempt: int) -> list[HostPlan]:
         spec = record.spec

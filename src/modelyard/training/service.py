@@ -38,13 +38,24 @@ class TrainingService(JobService):
 
     # --- operations ----------------------------------------------------------------------
     def create(self, params: dict[str, Any]) -> dict[str, Any]:
+        record = self.submit_request(params)
+        return {"TrainingJobArn": record.arn}
+
+    def submit_request(self, params: dict[str, Any], **internal: Any) -> Record:
+        """Check and store a CreateTrainingJob request: the one way training jobs are made.
+
+        ``internal`` adds fields no client may send but DescribeTrainingJob shows, such as
+        ``TuningJobArn`` on a tuning job's trials. ResourceInUse if the name is taken.
+        """
         training_spec.validate_create(params)
         name = params["TrainingJobName"]
         spec = {k: v for k, v in params.items() if k != "Tags"}
         spec.setdefault("StoppingCondition", dict(_DEFAULT_STOPPING))
         spec["StoppingCondition"].setdefault("MaxRuntimeInSeconds", 86400)
+        spec.update(internal)
         record = self.submit(name, spec, params.get("Tags"))
-        return {"TrainingJobArn": record.arn}
+        self.controller.track(record)  # its trial component exists before the call returns
+        return record
 
     def describe(self, params: dict[str, Any]) -> dict[str, Any]:
         return self.description(self.get(params["TrainingJobName"]))

@@ -12,7 +12,6 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 import xgboost
-from sklearn import metrics as skm
 
 from .metrics import CONTAINER_METRICS
 
@@ -20,30 +19,42 @@ CustomMetric = Callable[[np.ndarray, xgboost.DMatrix], list[tuple[str, float]]]
 _Score = Callable[[np.ndarray, np.ndarray], float]
 
 
-def _averaged(score: Callable[..., float], average: str | None) -> _Score:
+def _sklearn_metric(name: str) -> Callable[..., float]:
+    # Imported when a container metric is first computed, not with the algorithm: most jobs
+    # ask for none, and scikit-learn costs over a second of CPU to import.
+    from sklearn import metrics
+
+    return getattr(metrics, name)  # type: ignore[no-any-return]
+
+
+def _plain(name: str) -> _Score:
+    return lambda labels, predicted: float(_sklearn_metric(name)(labels, predicted))
+
+
+def _averaged(name: str, average: str | None) -> _Score:
     def compute(labels: np.ndarray, predicted: np.ndarray) -> float:
         chosen = average or ("binary" if set(np.unique(np.concatenate([labels, predicted]))) <= {0, 1} else "macro")
-        return float(score(labels, predicted, average=chosen, zero_division=0))
+        return float(_sklearn_metric(name)(labels, predicted, average=chosen, zero_division=0))
 
     return compute
 
 
 _CLASS_SCORES: dict[str, _Score] = {
-    "accuracy": lambda y, p: float(skm.accuracy_score(y, p)),
-    "balanced_accuracy": lambda y, p: float(skm.balanced_accuracy_score(y, p)),
-    "f1": _averaged(skm.f1_score, None),
-    "f1_binary": _averaged(skm.f1_score, "binary"),
-    "f1_macro": _averaged(skm.f1_score, "macro"),
-    "precision": _averaged(skm.precision_score, None),
-    "precision_macro": _averaged(skm.precision_score, "macro"),
-    "precision_micro": _averaged(skm.precision_score, "micro"),
-    "recall": _averaged(skm.recall_score, None),
-    "recall_macro": _averaged(skm.recall_score, "macro"),
-    "recall_micro": _averaged(skm.recall_score, "micro"),
+    "accuracy": _plain("accuracy_score"),
+    "balanced_accuracy": _plain("balanced_accuracy_score"),
+    "f1": _averaged("f1_score", None),
+    "f1_binary": _averaged("f1_score", "binary"),
+    "f1_macro": _averaged("f1_score", "macro"),
+    "precision": _averaged("precision_score", None),
+    "precision_macro": _averaged("precision_score", "macro"),
+    "precision_micro": _averaged("precision_score", "micro"),
+    "recall": _averaged("recall_score", None),
+    "recall_macro": _averaged("recall_score", "macro"),
+    "recall_micro": _averaged("recall_score", "micro"),
 }
 _VALUE_SCORES: dict[str, _Score] = {
-    "mse": lambda y, p: float(skm.mean_squared_error(y, p)),
-    "r2": lambda y, p: float(skm.r2_score(y, p)),
+    "mse": _plain("mean_squared_error"),
+    "r2": _plain("r2_score"),
 }
 assert set(_CLASS_SCORES) | set(_VALUE_SCORES) == CONTAINER_METRICS
 

@@ -43,6 +43,7 @@ def main(environ: Mapping[str, str] | None = None) -> int:
 def run(env: AlgorithmEnvironment) -> None:
     """Validate, load the channels, train (resuming from checkpoints) and save the model."""
     # Imported here so a failure to import XGBoost still ends in a failure file.
+    _import_xgboost_without_sklearn()
     from . import data, distributed, hyperparameters
     from .train import TrainingRun, train
 
@@ -71,6 +72,22 @@ def run(env: AlgorithmEnvironment) -> None:
     with cluster.communicator():
         matrices = {name: d.to_dmatrix(columns) for name, d in datasets.items()}
         train(training, matrices["train"], matrices.get("validation"))
+
+
+def _import_xgboost_without_sklearn() -> None:
+    """Import XGBoost with scikit-learn hidden: over a second of CPU saved on every job.
+
+    XGBoost imports scikit-learn only to define its sklearn-style estimators; the algorithm
+    trains plain Boosters. scikit-learn stays importable afterwards, for the container metrics
+    and LIBSVM parsing that use it. (The model server's XGBoost defaults do the same.)
+    """
+    if "xgboost" in sys.modules or "sklearn" in sys.modules:
+        return
+    sys.modules["sklearn"] = None  # type: ignore[assignment]  # an ImportError inside xgboost
+    try:
+        import xgboost  # noqa: F401
+    finally:
+        del sys.modules["sklearn"]
 
 
 def _default_channels(env: AlgorithmEnvironment) -> dict[str, dict[str, str]]:

@@ -1,0 +1,1 @@
+"""modelyard.experiments: experiments, trials, trial components and their metrics."""

@@ -1,0 +1,1 @@
+"""modelyard.lineage: artifacts, actions, contexts, associations and QueryLineage."""

@@ -1,0 +1,1 @@
+"""modelyard.search: the SageMaker Search operation over registered resource kinds."""
