@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -24,3 +25,33 @@ def common(fn):  # noqa: ANN001, ANN201 - click decorator plumbing
     for option in reversed(_common):
         fn = option(fn)
     return fn
+
+
+_filters = [
+    click.option("--status", help="Only those in this status."),
+    click.option("--name-contains", help="Only those whose name contains this text."),
+    click.option("--max", "limit", type=int, default=100, help="At most this many."),
+]
+
+
+def list_filters(fn):  # noqa: ANN001, ANN201 - click decorator plumbing
+    """``--status``, ``--name-contains`` and ``--max`` for a list command."""
+    for option in reversed(_filters):
+        fn = option(fn)
+    return fn
+
+
+def newest(client: Any, operation: str, key: str, status: str | None, name_contains: str | None,
+           limit: int) -> list[dict[str, Any]]:
+    """Up to ``limit`` summaries of a SageMaker List operation, newest first, filtered."""
+    kwargs: dict[str, Any] = {"SortBy": "CreationTime", "SortOrder": "Descending"}
+    if status:
+        kwargs["StatusEquals"] = status
+    if name_contains:
+        kwargs["NameContains"] = name_contains
+    found: list[dict[str, Any]] = []
+    for page in client.get_paginator(operation).paginate(**kwargs):
+        found.extend(page[key])
+        if len(found) >= limit:
+            break
+    return found[:limit]

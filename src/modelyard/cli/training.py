@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from modelyard.cli.options import common, session_for
+from modelyard.cli.options import common, list_filters, newest, session_for
 from modelyard.cli.output import print_fields, print_json, print_log_events, print_table
 
 _DESCRIBE_FIELDS = (
@@ -21,23 +21,11 @@ def training_jobs() -> None:
 
 @training_jobs.command("list")
 @common
-@click.option("--status", help="Only jobs in this status.")
-@click.option("--name-contains", help="Only jobs whose name contains this text.")
-@click.option("--max", "limit", type=int, default=100, help="At most this many jobs.")
+@list_filters
 def list_jobs(home, endpoint_url, output, status, name_contains, limit):  # noqa: ANN001, ANN201
     """Training jobs, newest first."""
     sm = session_for(home, endpoint_url).sagemaker
-    kwargs = {"SortBy": "CreationTime", "SortOrder": "Descending"}
-    if status:
-        kwargs["StatusEquals"] = status
-    if name_contains:
-        kwargs["NameContains"] = name_contains
-    jobs = []
-    for page in sm.get_paginator("list_training_jobs").paginate(**kwargs):
-        jobs.extend(page["TrainingJobSummaries"])
-        if len(jobs) >= limit:
-            break
-    jobs = jobs[:limit]
+    jobs = newest(sm, "list_training_jobs", "TrainingJobSummaries", status, name_contains, limit)
     if output == "json":
         print_json(jobs)
     else:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import click
 
-from modelyard.cli.options import common, session_for
+from modelyard.cli.options import common, list_filters, newest, session_for
 from modelyard.cli.output import print_fields, print_json, print_log_events, print_table
 
 _DESCRIBE_FIELDS = (
@@ -27,26 +27,15 @@ def transform_jobs() -> None:
 
 @transform_jobs.command("list")
 @common
-@click.option("--status", help="Only jobs in this status.")
-@click.option("--name-contains", help="Only jobs whose name contains this text.")
-@click.option("--max", "limit", type=int, default=100, help="At most this many jobs.")
+@list_filters
 def list_jobs(home, endpoint_url, output, status, name_contains, limit):  # noqa: ANN001, ANN201
     """Transform jobs, newest first."""
     sm = session_for(home, endpoint_url).sagemaker
-    kwargs = {"SortBy": "CreationTime", "SortOrder": "Descending"}
-    if status:
-        kwargs["StatusEquals"] = status
-    if name_contains:
-        kwargs["NameContains"] = name_contains
-    jobs = []
-    for page in sm.get_paginator("list_transform_jobs").paginate(**kwargs):
-        jobs.extend(page["TransformJobSummaries"])
-        if len(jobs) >= limit:
-            break
+    jobs = newest(sm, "list_transform_jobs", "TransformJobSummaries", status, name_contains, limit)
     if output == "json":
-        print_json(jobs[:limit])
+        print_json(jobs)
     else:
-        print_table(jobs[:limit], _LIST_COLUMNS)
+        print_table(jobs, _LIST_COLUMNS)
 
 
 @transform_jobs.command("describe")

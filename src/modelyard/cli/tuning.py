@@ -6,7 +6,7 @@ import json
 
 import click
 
-from modelyard.cli.options import common, session_for
+from modelyard.cli.options import common, list_filters, newest, session_for
 from modelyard.cli.output import console, print_fields, print_json, print_table
 
 _DESCRIBE_FIELDS = (
@@ -24,23 +24,11 @@ def tuning_jobs() -> None:
 
 @tuning_jobs.command("list")
 @common
-@click.option("--status", help="Only tuning jobs in this status.")
-@click.option("--name-contains", help="Only tuning jobs whose name contains this text.")
-@click.option("--max", "limit", type=int, default=100, help="At most this many tuning jobs.")
+@list_filters
 def list_jobs(home, endpoint_url, output, status, name_contains, limit):  # noqa: ANN001, ANN201
     """Tuning jobs, newest first."""
     sm = session_for(home, endpoint_url).sagemaker
-    kwargs = {"SortBy": "CreationTime", "SortOrder": "Descending"}
-    if status:
-        kwargs["StatusEquals"] = status
-    if name_contains:
-        kwargs["NameContains"] = name_contains
-    jobs = []
-    for page in sm.get_paginator("list_hyper_parameter_tuning_jobs").paginate(**kwargs):
-        jobs.extend(page["HyperParameterTuningJobSummaries"])
-        if len(jobs) >= limit:
-            break
-    jobs = jobs[:limit]
+    jobs = newest(sm, "list_hyper_parameter_tuning_jobs", "HyperParameterTuningJobSummaries", status, name_contains, limit)
     if output == "json":
         print_json(jobs)
         return
