@@ -29,12 +29,17 @@ EXIT_UNKNOWN = -1000
 
 @dataclasses.dataclass(frozen=True)
 class LaunchSpec:
-    """One process to start. stdout/stderr go to ``log_path`` (the runtime's own diagnostics)."""
+    """One process to start. stdout/stderr go to ``log_path`` (the runtime's own diagnostics).
+
+    ``warm_start``: the process runs only platform code (a built-in algorithm's host), so an
+    executor may fork it from a preloaded runtime instead of starting an interpreter.
+    """
 
     argv: Sequence[str]
     env: Mapping[str, str]
     cwd: Path
     log_path: Path
+    warm_start: bool = False
 
 
 @dataclasses.dataclass(frozen=True)

@@ -4,6 +4,10 @@ Each process starts in a new session so that it survives the server (a killed se
 kill its jobs) and so that a stop signal reaches every process the job started. The handle is
 ``<pid>.<start time>``: after a restart the pid alone could name an unrelated process that
 reused it, the start time cannot.
+
+With warm starts on, a launch marked ``warm_start`` is forked by a zygote that has the runtime
+and the built-in algorithms imported already (:mod:`modelyard.compute.warm`); its handle is
+the same ``<pid>.<start time>``, and a stop reaches it the same way.
 """
 
 from __future__ import annotations
@@ -12,23 +16,33 @@ import os
 import signal
 import subprocess
 import threading
+from pathlib import Path
 
 import psutil
 
 from modelyard.compute.base import EXIT_UNKNOWN, Executor, Handle, LaunchSpec
+from modelyard.compute.warm import Zygote
 
 
 class LocalExecutor(Executor):
-    """Runs job hosts as local process groups."""
+    """Runs job hosts as local process groups.
+
+    ``zygote_log``: where the warm-start zygote writes (None: warm starts off).
+    """
 
     name = "local"
 
-    def __init__(self) -> None:
+    def __init__(self, zygote_log: Path | None = None) -> None:
         self._children: dict[int, subprocess.Popen[bytes]] = {}
         self._lock = threading.Lock()
+        self._zygote = Zygote(zygote_log) if zygote_log is not None else None
 
     def launch(self, spec: LaunchSpec) -> Handle:
         spec.log_path.parent.mkdir(parents=True, exist_ok=True)
+        if spec.warm_start and self._zygote is not None:
+            pid = self._zygote.launch(spec)
+            if pid is not None:
+                return Handle(self.name, f"{pid}.{_start_time(pid)}")
         with open(spec.log_path, "ab") as log:
             proc = subprocess.Popen(
                 list(spec.argv),
@@ -53,7 +67,17 @@ class LocalExecutor(Executor):
                 with self._lock:
                     self._children.pop(pid, None)
             return code
+        zygote = self._zygote
+        if zygote is not None and zygote.forked(pid):
+            code = zygote.exit_code(pid)
+            if code is not None or zygote.connected:
+                return code  # while the zygote lives, its report is the end of the host
         return None if _alive(pid, started) else EXIT_UNKNOWN
+
+    def close(self) -> None:
+        """Stop the zygote, if any (running hosts carry on, as after a server crash)."""
+        if self._zygote is not None:
+            self._zygote.close()
 
     def signal(self, handle: Handle, graceful: bool = True) -> None:
         pid, started = _split(handle)

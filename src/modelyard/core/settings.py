@@ -19,6 +19,7 @@ variables, then the defaults below. Nothing here is read at import time.
 | gpus               | MODELYARD_GPUS               | 0                                      |
 | isolation          | MODELYARD_ISOLATION          | ``auto`` (``namespace`` when root, else ``rewrite``) |
 | autoscaling_period_seconds | MODELYARD_AUTOSCALING_PERIOD_SECONDS | 60 (one target-tracking datapoint; tests use 1) |
+| warm_starts        | MODELYARD_WARM_STARTS        | on; ``0`` starts every job host cold   |
 """
 
 from __future__ import annotations
@@ -55,6 +56,8 @@ class Settings:
     # Target tracking scales out after 3 datapoints above target and in after 15 below 90 % of
     # it, as SageMaker's 1-minute alarms do; a shorter period makes that seconds (for tests).
     autoscaling_period_seconds: int = 60
+    # Built-in algorithm jobs fork from a preloaded runtime instead of starting interpreters.
+    warm_starts: bool = True
 
     @classmethod
     def load(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -72,6 +75,8 @@ class Settings:
         for name in ("port", "cpus", "gpus", "autoscaling_period_seconds"):
             if name in values:
                 values[name] = int(str(values[name]))
+        if "warm_starts" in values:
+            values["warm_starts"] = _flag(values["warm_starts"])
         if "memory_gib" in values:
             values["memory_gib"] = float(str(values["memory_gib"]))
         return cls(home=home, **values)  # type: ignore[arg-type]
@@ -81,6 +86,9 @@ class Settings:
         out: dict[str, str] = {}
         for field in dataclasses.fields(self):
             value = getattr(self, field.name)
+            if isinstance(value, bool):  # before the test below: False == 0
+                out[_PREFIX + field.name.upper()] = "1" if value else "0"
+                continue
             if field.name in _SERVER_ONLY or value in (None, "", 0, 0.0):
                 continue
             out[_PREFIX + field.name.upper()] = str(value)
@@ -101,3 +109,10 @@ class Settings:
                 text = f"{scheme}://****@{rest.split('@', 1)[1]}"
             out[field.name] = text
         return out
+
+
+def _flag(value: object) -> bool:
+    """A boolean setting: ``0``, ``false``, ``no`` and ``off`` (any case) are false."""
+    if isinstance(value, bool):
+        return value
+    return str(value).strip().lower() not in ("0", "false", "no", "off")

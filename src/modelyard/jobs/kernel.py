@@ -205,7 +205,12 @@ class JobController(abc.ABC):
         env = {k: v for k, v in os.environ.items() if not k.startswith("MODELYARD_")}
         env.update(self.settings.job_environment())
         env["MODELYARD_HOME"] = str(self.settings.home)
-        return LaunchSpec(argv=argv, env=env, cwd=host_dir, log_path=host_dir / "runtime.log")
+        return LaunchSpec(argv=argv, env=env, cwd=host_dir, log_path=host_dir / "runtime.log",
+                          warm_start=self.warm_start(plan))
+
+    def warm_start(self, plan: PlanFile) -> bool:
+        """Whether the host of ``plan`` runs only platform code, so it may be forked warm."""
+        return False
 
     def job_dir(self, name: str) -> Path:
         return self.settings.home / "jobs" / self.kind / name

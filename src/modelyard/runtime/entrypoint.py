@@ -38,6 +38,14 @@ class Work:
     command: list[str]
     cwd: Path
     python: Path  # the interpreter of the work's environment
+    #: the module ``command`` runs with ``python -m``, when it is platform code that a warm
+    #: host may fork instead (see :mod:`modelyard.runtime.forking`); None for user code
+    module: str | None = None
+
+
+def is_builtin_algorithm(framework: str, hyperparameters: dict[str, str]) -> bool:
+    """Whether a job with these hyperparameters runs ``framework``'s built-in algorithm."""
+    return "sagemaker_program" not in hyperparameters and framework in ALGORITHMS
 
 
 def entry_point_kind(code_dir: Path, program: str) -> str:
@@ -70,13 +78,18 @@ def script_command(
 
 def algorithm_command(framework: str, python: Path) -> list[str]:
     """The built-in algorithm of ``framework``; ClientError when it has none."""
+    return [str(python), "-m", algorithm_module(framework)]
+
+
+def algorithm_module(framework: str) -> str:
+    """The module of ``framework``'s built-in algorithm; ClientError when it has none."""
     module = ALGORITHMS.get(framework)
     if module is None:
         raise ClientError(
             f"No entry point: the hyperparameter sagemaker_program is not set and the "
             f"{framework} framework has no built-in algorithm."
         )
-    return [str(python), "-m", module]
+    return module
 
 
 def check_program(code_dir: Path, program: str) -> None:

@@ -44,7 +44,7 @@ def train(run: HostRun) -> tuple[int, str | None]:
     try:
         work = prepare_work(run, hps)
         env = work_environment(run, hps, work.python)
-        outcome = run.supervisor.run(work.command, work.cwd, env)
+        outcome = run.supervisor.run(work.command, work.cwd, env, work.module)
     finally:
         if sync is not None:
             sync.stop()
@@ -74,7 +74,8 @@ def prepare_work(run: HostRun, hps: Hyperparameters) -> entrypoint.Work:
     program = hps.text("sagemaker_program")
     if program is None:
         command = entrypoint.algorithm_command(run.plan.framework, python)
-        return entrypoint.Work(entrypoint.ALGORITHM, command, cwd, python)
+        module = entrypoint.algorithm_module(run.plan.framework)
+        return entrypoint.Work(entrypoint.ALGORITHM, command, cwd, python, module)
     python = _script_python(run, code_dir, program)
     kind = entrypoint.entry_point_kind(code_dir, program)
     args = hps.cli_args()

@@ -63,7 +63,8 @@ class Platform:
         self.lookup_secret = lookup_secret(settings.home)
         self.store = open_store(settings.db_url)
         self.artifacts = Artifacts(settings)
-        self.executor = LocalExecutor()
+        # warm starts: built-in algorithm jobs fork from a preloaded runtime (compute/warm.py)
+        self.executor = LocalExecutor(settings.home / "zygote.log" if settings.warm_starts else None)
         self.capacity = Capacity(
             cpus=settings.cpus or (os.cpu_count() or 1),
             memory_gib=settings.memory_gib or psutil.virtual_memory().total / 2**30,
@@ -179,6 +180,7 @@ class Platform:
 
     def close(self) -> None:
         self.loop.stop()
+        self.executor.close()
         self.async_controller.shutdown()
         self.endpoint_controller.shutdown()
         self.capturer.close()

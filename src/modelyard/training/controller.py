@@ -14,7 +14,8 @@ from modelyard.compute.ports import free_port
 from modelyard.compute.resources import Slot, instance_slot
 from modelyard.jobs.kernel import JobController
 from modelyard.jobs.metrics import MetricMatcher
-from modelyard.runtime.plan import ChannelPlan, HostPlan
+from modelyard.runtime.entrypoint import is_builtin_algorithm
+from modelyard.runtime.plan import ChannelPlan, HostPlan, PlanFile
 from modelyard.store.base import MetricPoint, Record
 from modelyard.store.mutate import Mutation
 from modelyard.training import spec as training_spec
@@ -99,6 +100,12 @@ class TrainingJobController(JobController):
             )
             for index, host in enumerate(hosts)
         ]
+
+    def warm_start(self, plan: PlanFile) -> bool:
+        # a built-in algorithm runs no user code; a script keeps its fresh interpreter
+        return isinstance(plan, HostPlan) and is_builtin_algorithm(
+            plan.framework, plan.hyperparameters
+        )
 
     def slots(self, record: Record) -> list[Slot]:
         resources = record.spec["ResourceConfig"]
