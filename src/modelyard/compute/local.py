@@ -12,6 +12,7 @@ the same ``<pid>.<start time>``, and a stop reaches it the same way.
 
 from __future__ import annotations
 
+import collections
 import os
 import signal
 import subprocess
@@ -22,6 +23,8 @@ import psutil
 
 from modelyard.compute.base import EXIT_UNKNOWN, Executor, Handle, LaunchSpec
 from modelyard.compute.warm import Zygote
+
+_EXITED_KEPT = 1024
 
 
 class LocalExecutor(Executor):
@@ -34,6 +37,9 @@ class LocalExecutor(Executor):
 
     def __init__(self, zygote_log: Path | None = None) -> None:
         self._children: dict[int, subprocess.Popen[bytes]] = {}
+        # exit codes of reaped children, by pid: the kernel may ask after the reaping
+        self._exited: collections.OrderedDict[int, tuple[str, int]] = collections.OrderedDict()
+        self._started: dict[int, str] = {}
         self._lock = threading.Lock()
         self._zygote = Zygote(zygote_log) if zygote_log is not None else None
 
@@ -55,24 +61,37 @@ class LocalExecutor(Executor):
             )
         with self._lock:
             self._children[proc.pid] = proc
-        return Handle(self.name, f"{proc.pid}.{_start_time(proc.pid)}")
+            self._started[proc.pid] = started = _start_time(proc.pid)
+        self._reap()
+        return Handle(self.name, f"{proc.pid}.{started}")
 
     def poll(self, handle: Handle) -> int | None:
         pid, started = _split(handle)
+        self._reap()
         with self._lock:
-            child = self._children.get(pid)
-        if child is not None:
-            code = child.poll()
-            if code is not None:
-                with self._lock:
-                    self._children.pop(pid, None)
-            return code
+            if pid in self._children:
+                return None
+            ended = self._exited.get(pid)
+            if ended is not None and ended[0] == started:
+                return ended[1]
         zygote = self._zygote
         if zygote is not None and zygote.forked(pid):
             code = zygote.exit_code(pid)
             if code is not None or zygote.connected:
                 return code  # while the zygote lives, its report is the end of the host
         return None if _alive(pid, started) else EXIT_UNKNOWN
+
+    def _reap(self) -> None:
+        """Collect every child that has ended, so none lingers as a zombie once the kernel
+        has learned its end from the job's own exit event and stopped asking."""
+        with self._lock:
+            for pid, child in list(self._children.items()):
+                code = child.poll()
+                if code is not None:
+                    del self._children[pid]
+                    self._exited[pid] = (self._started.pop(pid, ""), code)
+                    while len(self._exited) > _EXITED_KEPT:
+                        self._exited.popitem(last=False)
 
     def close(self) -> None:
         """Stop the zygote, if any (running hosts carry on, as after a server crash)."""
