@@ -10,9 +10,10 @@ import modelyard
 
 def test_public_names() -> None:
     assert sorted(modelyard.__all__) == [
-        "CategoricalParameter", "ContinuousParameter", "Estimator", "HyperparameterTuner",
-        "IntegerParameter", "Model", "Predictor", "Run", "Session", "TrainingFailed",
-        "TransformFailed", "Transformer", "TuningFailed", "__version__",
+        "AsyncInferenceConfig", "AsyncPredictor", "CategoricalParameter", "ContinuousParameter",
+        "Estimator", "HyperparameterTuner", "IntegerParameter", "Model", "Predictor", "Run",
+        "ServerlessInferenceConfig", "Session", "TrainingFailed", "TransformFailed", "Transformer",
+        "TuningFailed", "WaiterConfig", "__version__",
     ]
     for name in modelyard.__all__:
         assert getattr(modelyard, name) is not None

@@ -11,12 +11,19 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 __all__ = [
-    "CategoricalParameter", "ContinuousParameter", "Estimator", "HyperparameterTuner",
-    "IntegerParameter", "Model", "Predictor", "Run", "Session", "TrainingFailed",
-    "TransformFailed", "Transformer", "TuningFailed", "__version__",
+    "AsyncInferenceConfig", "AsyncPredictor", "CategoricalParameter", "ContinuousParameter",
+    "Estimator", "HyperparameterTuner", "IntegerParameter", "Model", "Predictor", "Run",
+    "ServerlessInferenceConfig", "Session", "TrainingFailed", "TransformFailed", "Transformer",
+    "TuningFailed", "WaiterConfig", "__version__",
 ]
 
 if TYPE_CHECKING:
+    from modelyard.sdk.async_inference import (
+        AsyncInferenceConfig,
+        AsyncPredictor,
+        ServerlessInferenceConfig,
+        WaiterConfig,
+    )
     from modelyard.sdk.estimator import Estimator, TrainingFailed
     from modelyard.sdk.experiments import Run
     from modelyard.sdk.model import Model
@@ -32,6 +39,9 @@ if TYPE_CHECKING:
     )
 
 
+_ASYNC_NAMES = frozenset({
+    "AsyncInferenceConfig", "AsyncPredictor", "ServerlessInferenceConfig", "WaiterConfig",
+})
 _TUNER_NAMES = frozenset({
     "CategoricalParameter", "ContinuousParameter", "HyperparameterTuner", "IntegerParameter",
     "TuningFailed",
@@ -40,6 +50,10 @@ _TUNER_NAMES = frozenset({
 
 def __getattr__(name: str) -> Any:
     # Imported on first use so that `import modelyard` inside a job stays cheap.
+    if name in _ASYNC_NAMES:
+        from modelyard.sdk import async_inference
+
+        return getattr(async_inference, name)
     if name in ("Estimator", "TrainingFailed"):
         from modelyard.sdk import estimator
 
