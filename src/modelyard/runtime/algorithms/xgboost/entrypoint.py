@@ -70,7 +70,8 @@ def run(env: AlgorithmEnvironment) -> None:
     if cluster.is_distributed:
         print_line(f"Distributed training: {cluster.current_host} of {', '.join(cluster.hosts)}")
     with cluster.communicator():
-        matrices = {name: d.to_dmatrix(columns) for name, d in datasets.items()}
+        nthread = config.params.get("nthread")
+        matrices = {name: d.to_dmatrix(columns, nthread) for name, d in datasets.items()}
         train(training, matrices["train"], matrices.get("validation"))
 
 
