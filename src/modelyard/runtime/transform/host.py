@@ -1,10 +1,11 @@
 """One batch transform host: ``python -m modelyard.runtime.transform <host_dir>``.
 
-Sequence: read ``plan.json`` → list this host's share of the input objects → start the model
-server and wait for ``/ping`` → settle strategy, payload limit and concurrency (the request's,
-else ``/execution-parameters``', else SageMaker's defaults) → stream every object through the
-server into its ``.out`` object → stop the server → one ``exit`` event. Exit codes are those of
-:mod:`modelyard.runtime.plan`: SIGTERM stops the work (143) without uploading partial outputs.
+Sequence: read ``plan.json`` → start the model server → list this host's share of the input
+objects while it starts → wait for ``/ping`` → settle strategy, payload limit and concurrency
+(the request's, else ``/execution-parameters``', else SageMaker's defaults) → stream every
+object through the server into its ``.out`` object → stop the server → one ``exit`` event.
+Exit codes are those of :mod:`modelyard.runtime.plan`: SIGTERM stops the work (143) without
+uploading partial outputs.
 """
 
 from __future__ import annotations
@@ -106,13 +107,18 @@ class TransformRun:
             raise Stopped()
 
     def transform(self) -> None:
-        """List, start the server, send every object of this host's share."""
+        """Start the server, list, send every object of this host's share."""
+        # the server's start (seconds: imports, model load) overlaps the listing and imports
+        self.server.start()
+        import numpy  # noqa: F401  # for records.line_chunks, imported now rather than later
+
         from modelyard.artifacts import Artifacts
 
         store = Artifacts.from_environment()
         objects = self.objects(store)
-        self.reporter.runtime_log(f"{len(objects)} input object(s) for {self.plan.host}; starting the model server")
-        self.server.start()
+        self.reporter.runtime_log(
+            f"{len(objects)} input object(s) for {self.plan.host}; waiting for the model server"
+        )
         self.server.wait_ready()
         limits = Limits.settle(self.plan, self.server.execution_parameters())
         self.reporter.runtime_log(

@@ -1,21 +1,35 @@
 """POST /invocations to the host's model server, with ModelClientConfig's timeout and retries.
 
-Each sending thread keeps its own keep-alive connection (``http.client`` connections are not
-thread-safe), so concurrent requests never pay for a TCP handshake. Connection errors,
-timeouts and 5xx answers are retried; a 4xx answer is the model refusing the data, which a
-retry cannot change.
+Each sending thread keeps its own connection (``http.client`` connections are not
+thread-safe). The model server's workers share one listening socket and each serves the
+connections it accepted, one request at a time, so a kept-alive connection stays with one
+worker: two of them on the same worker leave the other idle for the whole job (seen in the
+transform benchmark: one worker with 5 s of CPU, the other with only its start). So a
+connection is kept alive only for small requests, and only for about a second; a large
+request (a MultiRecord payload) asks the server to close after answering, and the next one
+connects afresh, which the kernel hands to whichever worker is waiting in ``accept``, that
+is an idle one. The handshake costs well under a millisecond against tens of milliseconds of
+work per payload.
+
+Connection errors, timeouts and 5xx answers are retried; a 4xx answer is the model refusing
+the data, which a retry cannot change.
 """
 
 from __future__ import annotations
 
 import http.client
 import threading
+import time
 from collections.abc import Callable
 
 from modelyard.runtime.failures import ClientError
 
 #: how much of a failed answer's body goes into the FailureReason
 _BODY_HEAD = 300
+#: a body this large is sent on a connection of its own (see the module docstring)
+FRESH_CONNECTION_BYTES = 1024 * 1024
+#: seconds a kept-alive connection carries requests before it is replaced
+KEEP_ALIVE_SECONDS = 1.0
 
 
 class InvocationFailed(ClientError):
@@ -32,9 +46,12 @@ class Invoker:
         self.retries = retries
         self.log = log
         self.headers = {k: v for k, v in (("Content-Type", content_type), ("Accept", accept)) if v}
+        self._closing_headers = {**self.headers, "Connection": "close"}
         self._local = threading.local()
+        self._open: set[http.client.HTTPConnection] = set()  # every thread's, for close()
+        self._lock = threading.Lock()
 
-    def invoke(self, body: bytes) -> tuple[bytes, str | None]:
+    def invoke(self, body: bytes | memoryview) -> tuple[bytes, str | None]:
         """The answer's body and Content-Type; InvocationFailed when every attempt failed."""
         problem = ""
         for attempt in range(self.retries + 1):
@@ -53,12 +70,14 @@ class Invoker:
                 break
         raise InvocationFailed(problem)
 
-    def _post(self, body: bytes) -> tuple[int, bytes, str | None]:
+    def _post(self, body: bytes | memoryview) -> tuple[int, bytes, str | None]:
         connection = self._connection()
-        connection.request("POST", "/invocations", body=body, headers=self.headers)
+        last = len(body) >= FRESH_CONNECTION_BYTES or time.monotonic() > self._local.renew_at
+        headers = self._closing_headers if last else self.headers
+        connection.request("POST", "/invocations", body=body, headers=headers)
         response = connection.getresponse()
         data = response.read()
-        if response.will_close:
+        if response.will_close or last:
             self._drop()
         return response.status, data, response.getheader("Content-Type")
 
@@ -67,6 +86,9 @@ class Invoker:
         if connection is None:
             connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=self.timeout)
             self._local.connection = connection
+            self._local.renew_at = time.monotonic() + KEEP_ALIVE_SECONDS
+            with self._lock:
+                self._open.add(connection)
         return connection
 
     def _drop(self) -> None:
@@ -74,3 +96,12 @@ class Invoker:
         if connection is not None:
             connection.close()
             self._local.connection = None
+            with self._lock:
+                self._open.discard(connection)
+
+    def close(self) -> None:
+        """Close the kept-alive connections of every thread; call it when none is sending."""
+        with self._lock:
+            for connection in self._open:
+                connection.close()
+            self._open.clear()

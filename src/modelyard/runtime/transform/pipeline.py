@@ -89,12 +89,21 @@ class Pipeline:
         self.pending: collections.deque[Entry] = collections.deque()
 
     def add_object(self, output: OutputObject, batches: Iterable[Batch]) -> None:
-        """Submit every batch of one object, then its upload marker."""
+        """Submit every batch of one object, then its upload marker.
+
+        Each batch is sent once the one after it has been read: input that cannot be sent (a
+        record larger than MaxPayloadInMB) fails the object before the request just ahead of
+        it, whatever the model answers that request, instead of racing with the answer.
+        """
         try:
-            for batch in batches:
+            ahead = iter(batches)
+            batch = next(ahead, None)
+            while batch is not None:
+                following = next(ahead, None)
                 future = self.pool.submit(self.invoker.invoke, batch.body)
                 self.pending.append((future, output, batch))
                 self._settle(self.window)
+                batch = following
         except ClientError as e:  # reading or batching the input failed
             raise ClientError(f"{output.source}: {e.message}") from e
         self.pending.append((None, output, None))
@@ -103,6 +112,7 @@ class Pipeline:
     def finish(self) -> None:
         """Wait for every answer and upload every remaining object."""
         self._settle(0)
+        self.invoker.close()
         self.progress.report(force=True)
 
     def close(self) -> None:

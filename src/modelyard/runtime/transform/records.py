@@ -3,9 +3,9 @@
 Everything streams: an object is read in pieces no larger than the payload limit, so a
 multi-gigabyte input never sits in memory. Three ways to make batches, fastest first:
 
-- :func:`line_chunks` (SplitType Line, MultiRecord, no per-record work): each batch is the
-  longest run of whole lines that fits the limit, cut from the stream without looking at the
-  lines one by one;
+- :func:`line_chunks` (SplitType Line, MultiRecord, no per-record work): the batches of
+  :func:`pack` over :func:`lines`, byte for byte, cut from the stream in bulk without looking
+  at the lines one by one;
 - :func:`pack` over :func:`lines` (SingleRecord, or filters and joins that need each record);
 - :func:`whole_object` (SplitType None): the object is one request.
 """
@@ -15,18 +15,22 @@ from __future__ import annotations
 import dataclasses
 import gzip
 from collections.abc import Callable, Iterable, Iterator
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from modelyard.runtime.failures import ClientError
 
+if TYPE_CHECKING:
+    import numpy as np
+
 NEWLINE = b"\n"
+_NEWLINE_CODE, _CR = ord("\n"), b"\r"
 
 
 @dataclasses.dataclass(frozen=True)
 class Batch:
-    """One request body and what it holds."""
+    """One request body and what it holds (``line_chunks`` gives a view of its read buffer)."""
 
-    body: bytes
+    body: bytes | memoryview
     records: int
     inputs: tuple[bytes, ...] = ()  # the original records, kept only when they are joined
 
@@ -46,6 +50,24 @@ def open_input(stream: BinaryIO, compression: str) -> BinaryIO:
     if compression == "Gzip":
         return gzip.GzipFile(fileobj=stream, mode="rb")  # type: ignore[return-value]
     return stream
+
+
+def read_into(stream: BinaryIO, view: memoryview) -> int:
+    """Fill ``view`` from the stream (with ``readinto`` where it has one: no copy); the byte
+    count, short only at the end of the stream."""
+    readinto = getattr(stream, "readinto", None)
+    filled = 0
+    while filled < len(view):
+        if readinto is not None:
+            count = readinto(view[filled:]) or 0
+        else:
+            part = stream.read(len(view) - filled)
+            count = len(part)
+            view[filled : filled + count] = part
+        if not count:
+            break
+        filled += count
+    return filled
 
 
 def read_up_to(stream: BinaryIO, size: int) -> bytes:
@@ -70,30 +92,69 @@ def whole_object(stream: BinaryIO, limit: int) -> Iterator[Batch]:
 
 
 def line_chunks(stream: BinaryIO, limit: int) -> Iterator[Batch]:
-    """MultiRecord over lines: the longest run of whole lines that fits ``limit`` bytes."""
+    """MultiRecord over lines: the longest run of whole lines that fits ``limit`` bytes.
+
+    These are the batches ``pack(lines(stream), limit, single=False)`` makes, found with a few
+    scans of each ``limit``-sized buffer instead of a step per line. Where a buffer holds
+    something :func:`lines` would change (a blank line, a ``\\r``), the rest of the object goes
+    through ``pack(lines(...))`` itself: packing starts afresh after every batch, so the
+    batches are still the same.
+    """
+    import numpy as np  # imported here: the host imports it while the model server starts
+
     pending = b""
     while True:
-        buffer = pending + read_up_to(stream, limit + 1 - len(pending))
-        if len(buffer) <= limit:  # the end of the object
-            body = buffer.rstrip(NEWLINE)
-            if body:
-                yield Batch(body, body.count(NEWLINE) + 1)
+        buffer = bytearray(limit + 1)
+        buffer[: len(pending)] = pending
+        size = len(pending) + read_into(stream, memoryview(buffer)[len(pending) :])
+        line_ends = _plain_line_ends(buffer, size)
+        if line_ends is None:
+            yield from pack(lines(stream, head=bytes(buffer[:size])), limit, single=False)
             return
-        # the separator may sit just past the limit: the lines before it still fit
-        cut = buffer.rfind(NEWLINE, 0, limit + 1)
-        if cut < 0:
-            raise RecordTooLarge(limit)
-        body, pending = buffer[:cut].rstrip(NEWLINE), buffer[cut + 1 :]
-        if body:
-            yield Batch(body, body.count(NEWLINE) + 1)
+        if size <= limit:  # the end of the object: one last batch, without its line end
+            end = size - 1 if size and buffer[size - 1] == _NEWLINE_CODE else size
+        else:  # the separator may sit just past the limit: the lines before it still fit
+            end = buffer.rfind(NEWLINE, 0, limit + 1)
+            if end < 0:
+                raise RecordTooLarge(limit)
+        if end > 0:
+            yield Batch(memoryview(buffer)[:end], int(np.searchsorted(line_ends, end)) + 1)
+        if size <= limit:
+            return
+        pending = bytes(buffer[end + 1 : size])
 
 
-def lines(stream: BinaryIO) -> Iterator[bytes]:
-    """The records of SplitType Line, without their line ends; blank lines are skipped."""
-    for raw in stream:
+def _plain_line_ends(buffer: bytearray, size: int) -> np.ndarray | None:
+    """The positions of the line ends in the first ``size`` bytes, or None when :func:`lines`
+    would change some line (a blank line, a ``\\r``) and the lines must be taken one by one."""
+    import numpy as np
+
+    if buffer.find(_CR, 0, size) >= 0:
+        return None
+    # numpy: a 6 MB buffer in 2.5 ms, against 10 ms for bytes.find(b"\n\n") and bytes.count
+    ends = np.flatnonzero(np.frombuffer(buffer, np.uint8, size) == _NEWLINE_CODE)
+    if ends.size and (ends[0] == 0 or np.any(np.diff(ends) == 1)):
+        return None
+    return ends
+
+
+def lines(stream: BinaryIO, head: bytes = b"") -> Iterator[bytes]:
+    """The records of SplitType Line, without their line ends; blank lines are skipped.
+
+    ``head``: bytes already read from the stream, which come before the rest of it.
+    """
+    for raw in _raw_lines(stream, head):
         record = raw.rstrip(b"\r\n")
         if record:
             yield record
+
+
+def _raw_lines(stream: BinaryIO, head: bytes) -> Iterator[bytes]:
+    if head:
+        *whole, partial = head.split(NEWLINE)
+        yield from whole
+        yield partial + stream.readline()  # the line the head ends inside, completed
+    yield from stream
 
 
 def pack(

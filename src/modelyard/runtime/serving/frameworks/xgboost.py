@@ -5,17 +5,20 @@ Responses: ``text/csv`` (one prediction per line), ``application/json``
 (``{"predictions": [{"score": x}, ...]}``) and ``application/jsonlines``. Every non-dot file of
 the model dir is a Booster; several are averaged (``SAGEMAKER_INFERENCE_ENSEMBLE=false`` keeps
 only the first).
+
+xgboost is imported on first use, by :func:`xgboost_module`: when the default ``model_fn`` is the
+first to need it, it is imported without scikit-learn (see there).
 """
 
 from __future__ import annotations
 
 import os
 import pickle
+import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import xgboost
 
 from modelyard.runtime.algorithms.xgboost.errors import xgboost_message
 from modelyard.runtime.serving import codecs
@@ -25,13 +28,43 @@ from modelyard.runtime.serving.errors import (
     UnsupportedContentType,
 )
 
+if TYPE_CHECKING:
+    import xgboost
+
 DEFAULT_ACCEPT = codecs.CSV
 LIBSVM_TYPES = ("text/libsvm", "text/x-libsvm")
 ACCEPTS = (codecs.CSV, codecs.JSON, codecs.JSONLINES)
 
+_xgboost: Any = None  # the module, once imported
+
+
+def xgboost_module(without_sklearn: bool = False) -> Any:
+    """The ``xgboost`` module, imported on the first call.
+
+    ``without_sklearn``: import it with scikit-learn hidden, unless either is imported already.
+    xgboost imports scikit-learn only to define its sklearn-style estimators, and that import
+    is about 1.2 s of CPU, most of a worker's start (three times the rest of xgboost). The
+    default ``model_fn`` asks for this: it loads plain Boosters, and a user module that wanted
+    the estimators has imported xgboost or scikit-learn by the time it runs. scikit-learn
+    itself stays importable afterwards.
+    """
+    global _xgboost
+    if _xgboost is None:
+        hide = without_sklearn and "sklearn" not in sys.modules and "xgboost" not in sys.modules
+        if hide:
+            sys.modules["sklearn"] = None  # type: ignore[assignment]  # ImportError in xgboost
+        try:
+            import xgboost
+        finally:
+            if hide:
+                del sys.modules["sklearn"]
+        _xgboost = xgboost
+    return _xgboost
+
 
 def model_fn(model_dir: str) -> xgboost.Booster | list[xgboost.Booster]:
     """Every non-dot file of ``model_dir`` as a Booster (one, or the ensemble's list)."""
+    xgboost_module(without_sklearn=True)
     files = sorted(
         p for p in Path(model_dir).iterdir() if p.is_file() and not p.name.startswith(".")
     )
@@ -49,15 +82,16 @@ def model_fn(model_dir: str) -> xgboost.Booster | list[xgboost.Booster]:
 
 
 def _load_booster(path: Path) -> xgboost.Booster:
+    xgb = xgboost_module()
     data = path.read_bytes()
     try:
-        return xgboost.Booster(model_file=bytearray(data))
-    except xgboost.core.XGBoostError:
+        return xgb.Booster(model_file=bytearray(data))
+    except xgb.core.XGBoostError:
         if not data.startswith(b"\x80"):  # not a pickle either
             raise
     # Older images saved the Booster with pickle; the user's own artifact, so trusted.
     booster = pickle.loads(data)
-    if not isinstance(booster, xgboost.Booster):
+    if not isinstance(booster, xgb.Booster):
         raise TypeError(f"{path.name} holds a {type(booster).__name__}, not an XGBoost Booster")
     return booster
 
@@ -107,19 +141,20 @@ def parse_libsvm(body: bytes) -> Any:
 def predict_fn(data: Any, model: Any) -> np.ndarray:
     """inplace_predict on each Booster (averaged for an ensemble); 400 when XGBoost refuses."""
     boosters = model if isinstance(model, list) else [model]
+    xgb = xgboost_module()
     try:
-        predictions = [_predict_one(booster, data) for booster in boosters]
-    except (xgboost.core.XGBoostError, ValueError) as e:  # ValueError: feature shape mismatch
+        predictions = [_predict_one(xgb, booster, data) for booster in boosters]
+    except (xgb.core.XGBoostError, ValueError) as e:  # ValueError: feature shape mismatch
         raise PredictionFailed(
             f"Unable to evaluate payload provided: {xgboost_message(e)}"
         ) from None
     return predictions[0] if len(predictions) == 1 else np.mean(predictions, axis=0)
 
 
-def _predict_one(model: Any, data: Any) -> np.ndarray:
-    if not isinstance(model, xgboost.Booster):
+def _predict_one(xgb: Any, model: Any, data: Any) -> np.ndarray:
+    if not isinstance(model, xgb.Booster):
         return np.asarray(model.predict(data))  # a user model_fn's sklearn-style model
-    if isinstance(data, xgboost.DMatrix):
+    if isinstance(data, xgb.DMatrix):
         return model.predict(data)
     if hasattr(data, "tocsr") and data.shape[1] < model.num_features():
         data = data.tocsr(copy=True)
@@ -132,7 +167,7 @@ def output_fn(prediction: Any, accept: str) -> tuple[bytes, str]:
     kind = codecs.choose_accept(accept, ACCEPTS)
     array = np.asarray(prediction)
     if kind == codecs.CSV:
-        return codecs.array_to_csv(array).encode(), kind
+        return codecs.csv_bytes(array), kind
     scores = [_json_number(row) for row in array]
     if kind == codecs.JSON:
         records = ",".join('{"score":' + s + "}" for s in scores)
@@ -151,6 +186,7 @@ def _json_number(value: np.ndarray) -> str:
 def warm_up(model: Any) -> None:
     """One zero row through every Booster: the first prediction pays one-time setup."""
     boosters = model if isinstance(model, list) else [model]
+    xgb = xgboost_module()
     for booster in boosters:
-        if isinstance(booster, xgboost.Booster):
+        if isinstance(booster, xgb.Booster):
             booster.inplace_predict(np.zeros((1, booster.num_features()), np.float32))
