@@ -86,6 +86,8 @@ class InstanceRun:
         if not self.stop_requested.is_set():
             self.reporter.runtime_log(f"Received signal {signum}: stopping the instance")
         self.stop_requested.set()
+        if self.pool is not None:
+            self.pool.wake()  # supervision notices the stop now, not at its next tick
         if self.interruptible:
             self.interruptible = False  # a second signal must not break into the cleanup
             raise Stopped()  # interrupts a download or the wait for loading workers

@@ -90,6 +90,16 @@ class WorkerPool:
         self.workers: dict[int, Worker] = {}
         self._restart_delay = 1.0
         self._restart_at: dict[int, float] = {}
+        # a byte here ends the current wait at once (a stop must not wait out a tick)
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_w, False)
+
+    def wake(self) -> None:
+        """End the current supervision wait now; safe to call from a signal handler."""
+        try:
+            os.write(self._wake_w, b"x")
+        except (BlockingIOError, OSError):
+            pass  # already woken, or closed
 
     def spawn(self, index: int) -> Worker:
         """Start worker ``index`` (it is not serving until its ready line arrives)."""
@@ -140,12 +150,12 @@ class WorkerPool:
     def _poll_ready(self, timeout: float) -> list[tuple[Worker, str | None]]:
         """Workers whose startup ended within ``timeout``, with None (serving) or the failure."""
         pending = {w.ready_fd: w for w in self.workers.values() if w.ready_fd >= 0}
-        if not pending:
-            time.sleep(timeout)
-            return []
-        readable, _, _ = select.select(list(pending), [], [], timeout)
+        readable, _, _ = select.select([self._wake_r, *pending], [], [], timeout)
         done = []
         for fd in readable:
+            if fd == self._wake_r:
+                os.read(self._wake_r, 64)
+                continue
             worker = pending[fd]
             outcome = worker.read_ready()
             if outcome != "":
