@@ -62,6 +62,27 @@ def wait_in_service(sm: Any, name: str, status: str = "InService", timeout: floa
         time.sleep(0.1)
 
 
+def wait_until(condition: Any, timeout: float, message: str, interval: float = 0.1) -> Any:
+    """Poll ``condition`` until it returns something true (returned), failing with ``message``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        assert time.monotonic() < deadline, message
+        time.sleep(interval)
+
+
+def error_alarm(server: Any, name: str, endpoint: str, variant: str) -> None:
+    """A CloudWatch alarm that fires on the first 5XX of ``variant`` (a rollback guardrail)."""
+    server.client("cloudwatch").put_metric_alarm(
+        AlarmName=name, Namespace="AWS/SageMaker", MetricName="Invocation5XXErrors",
+        Dimensions=[{"Name": "EndpointName", "Value": endpoint}, {"Name": "VariantName", "Value": variant}],
+        Statistic="Sum", Period=1, EvaluationPeriods=1, Threshold=0, ComparisonOperator="GreaterThanThreshold",
+        TreatMissingData="notBreaching",
+    )
+
+
 def csv_rows(count: int) -> tuple[np.ndarray, bytes]:
     x = load_breast_cancer().data[:count]
     return x, "\n".join(",".join(repr(float(v)) for v in row) for row in x).encode()

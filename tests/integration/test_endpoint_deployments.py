@@ -19,8 +19,10 @@ from tests.integration.endpoint_helpers import (
     Load,
     create_model,
     csv_rows,
+    error_alarm,
     model_tar,
     wait_in_service,
+    wait_until,
 )
 from tests.support.server import RunningServer, start_server
 
@@ -40,16 +42,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
 def variant(name: str, model: str, count: int = 1, weight: float = 1.0) -> dict[str, Any]:
     return {"VariantName": name, "ModelName": model, "InstanceType": "ml.m5.large",
             "InitialInstanceCount": count, "InitialVariantWeight": weight}
-
-
-def wait_for(condition: Any, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        assert time.monotonic() < deadline, what
-        time.sleep(0.1)
 
 
 def captured(root: Path) -> dict[str, list[dict[str, Any]]]:
@@ -97,7 +89,7 @@ def test_a_shadow_variant_gets_copies_and_callers_only_see_production(
         got = float(answer["Body"].read())
         assert got == pytest.approx(float(small.predict(xgboost.DMatrix(row[None, :]))[0]), rel=1e-5)
     # the shadow answered every copy with its own model; nobody saw those answers
-    records = wait_for(lambda: (c := captured(destination)) and len(c.get("Shadow", [])) == 5
+    records = wait_until(lambda: (c := captured(destination)) and len(c.get("Shadow", [])) == 5
                        and len(c.get("Prod", [])) == 5 and c, 20, "the shadow's answers were not captured")
     shadow_out = sorted(float(r["captureData"]["endpointOutput"]["data"]) for r in records["Shadow"])
     expected = sorted(float(v) for v in large.predict(xgboost.DMatrix(x)))
@@ -127,7 +119,7 @@ def test_a_failing_shadow_never_fails_the_caller(server: RunningServer, sm: Any,
         answer = runtime.invoke_endpoint(EndpointName="shadow-fails", ContentType="text/csv", Body=body)
         assert answer["InvokedProductionVariant"] == "Prod"
     labels = 'endpoint="shadow-fails",variant="Broken"'
-    wait_for(lambda: f'modelyard_endpoint_invocation_errors_total{{{labels},status="5xx"}} 6' in prometheus(server),
+    wait_until(lambda: f'modelyard_endpoint_invocation_errors_total{{{labels},status="5xx"}} 6' in prometheus(server),
              10, "the shadow's failures were not counted")
 
 
@@ -200,11 +192,7 @@ def test_an_alarm_rolls_a_rolling_update_back_batch_by_batch(
     sm.create_endpoint_config(EndpointConfigName="rb-c2", ProductionVariants=[variant("Broken", "rb-v2", count=2)])
     sm.create_endpoint(EndpointName="rollback", EndpointConfigName="rb-c1")
     wait_in_service(sm, "rollback")
-    server.client("cloudwatch").put_metric_alarm(
-        AlarmName="rollback-5xx", Namespace="AWS/SageMaker", MetricName="Invocation5XXErrors",
-        Dimensions=[{"Name": "EndpointName", "Value": "rollback"}, {"Name": "VariantName", "Value": "Broken"}],
-        Statistic="Sum", Period=1, EvaluationPeriods=1, Threshold=0, ComparisonOperator="GreaterThanThreshold",
-        TreatMissingData="notBreaching")
+    error_alarm(server, "rollback-5xx", "rollback", "Broken")
     statuses = []
     with Load(server, "rollback", csv_rows(1)[1]) as load:
         sm.update_endpoint(EndpointName="rollback", EndpointConfigName="rb-c2",
@@ -216,7 +204,7 @@ def test_an_alarm_rolls_a_rolling_update_back_batch_by_batch(
             statuses.append(endpoint["EndpointStatus"])
             return endpoint if endpoint["EndpointStatus"] == "InService" and len(statuses) > 1 else None
 
-        endpoint = wait_for(settled, 120, "the update never rolled back")
+        endpoint = wait_until(settled, 120, "the update never rolled back")
     assert "RollingBack" in statuses  # blue came back while the broken batch still served
     assert endpoint["EndpointConfigName"] == "rb-c1"
     assert "rollback-5xx" in endpoint["FailureReason"]

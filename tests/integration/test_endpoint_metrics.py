@@ -8,7 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -20,6 +20,7 @@ from tests.integration.endpoint_helpers import (
     endpoint_config,
     model_tar,
     wait_in_service,
+    wait_until,
 )
 from tests.support.server import RunningServer, start_server
 
@@ -33,16 +34,6 @@ TARGET = {"ServiceNamespace": "sagemaker", "ResourceId": RESOURCE,
 
 def _dims(endpoint: str) -> list[dict[str, str]]:
     return [{"Name": "EndpointName", "Value": endpoint}, {"Name": "VariantName", "Value": "AllTraffic"}]
-
-
-def _until(what: Callable[[], Any], timeout: float, message: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = what()
-        if value:
-            return value
-        assert time.monotonic() < deadline, message
-        time.sleep(0.2)
 
 
 @pytest.fixture(scope="module")
@@ -122,17 +113,17 @@ def test_an_alarm_on_4xx_errors_fires_and_clears(server: RunningServer, sm: Any,
     def state() -> str:
         return str(cw.describe_alarms(AlarmNames=["metered-4xx"])["MetricAlarms"][0]["StateValue"])
 
-    _until(lambda: state() == "OK", 15, "the alarm never evaluated to OK")
+    wait_until(lambda: state() == "OK", 15, "the alarm never evaluated to OK")
     time.sleep(3.5)  # past the range: errors of the test before no longer count
-    _until(lambda: state() == "OK", 15, "the alarm did not settle on OK")
+    wait_until(lambda: state() == "OK", 15, "the alarm did not settle on OK")
     _invoke(server.client("sagemaker-runtime"), endpoint, good=2, bad=2)
-    _until(lambda: state() == "ALARM", 15, "bad requests did not fire the alarm")
+    wait_until(lambda: state() == "ALARM", 15, "bad requests did not fire the alarm")
     [alarm] = cw.describe_alarms(StateValue="ALARM", AlarmNamePrefix="metered-")["MetricAlarms"]
     assert alarm["StateReason"].startswith("Threshold Crossed: 1 out of the last 3 datapoints [2.0 (")
-    _until(lambda: state() == "OK", 15, "the alarm did not clear")
+    wait_until(lambda: state() == "OK", 15, "the alarm did not clear")
     cw.set_alarm_state(AlarmName="metered-4xx", StateValue="ALARM", StateReason="drill")
     assert state() == "ALARM"
-    _until(lambda: state() == "OK", 15, "the drill did not end at the next evaluation")
+    wait_until(lambda: state() == "OK", 15, "the drill did not end at the next evaluation")
     cw.delete_alarms(AlarmNames=["metered-4xx"])
     assert cw.describe_alarms(AlarmNames=["metered-4xx"])["MetricAlarms"] == []
 
@@ -169,7 +160,7 @@ def test_target_tracking_scales_out_under_load_and_back_in_when_idle(server: Run
             sent += 1
         time.sleep(0.2)
     assert variant()["DesiredInstanceCount"] == 2, f"no scale-out after {sent} requests"
-    described = _until(lambda: (v := variant())["CurrentInstanceCount"] == 2 and
+    described = wait_until(lambda: (v := variant())["CurrentInstanceCount"] == 2 and
                        sm.describe_endpoint(EndpointName=endpoint)["EndpointStatus"] == "InService" and v, 120,
                        "the second instance never served")
     assert described["DesiredInstanceCount"] == 2
@@ -177,12 +168,12 @@ def test_target_tracking_scales_out_under_load_and_back_in_when_idle(server: Run
     def activities() -> list[dict[str, Any]]:
         return list(aas.describe_scaling_activities(ServiceNamespace="sagemaker", ResourceId=RESOURCE)["ScalingActivities"])
 
-    out = _until(lambda: [a for a in activities() if a["StatusCode"] == "Successful"], 30, "scale-out never succeeded")
+    out = wait_until(lambda: [a for a in activities() if a["StatusCode"] == "Successful"], 30, "scale-out never succeeded")
     assert out[0]["Description"] == "Setting desired instance count to 2."
     assert "SageMakerVariantInvocationsPerInstance" in out[0]["Cause"]
     # idle: 15 one-second datapoints below target scale it back in
-    _until(lambda: variant()["DesiredInstanceCount"] == 1, 60, "no scale-in when idle")
-    _until(lambda: variant()["CurrentInstanceCount"] == 1, 60, "the extra instance never went away")
-    latest = _until(lambda: (a := activities())[0]["StatusCode"] == "Successful" and a, 30, "scale-in never succeeded")
+    wait_until(lambda: variant()["DesiredInstanceCount"] == 1, 60, "no scale-in when idle")
+    wait_until(lambda: variant()["CurrentInstanceCount"] == 1, 60, "the extra instance never went away")
+    latest = wait_until(lambda: (a := activities())[0]["StatusCode"] == "Successful" and a, 30, "scale-in never succeeded")
     assert [a["Description"] for a in latest] == ["Setting desired instance count to 1.",
                                                   "Setting desired instance count to 2."]

@@ -17,6 +17,7 @@ from tests.integration.endpoint_helpers import (
     create_model,
     csv_rows,
     endpoint_config,
+    error_alarm,
     model_tar,
     wait_in_service,
 )
@@ -267,12 +268,7 @@ def test_alarm_during_canary_rolls_back(server: RunningServer, sm: Any, boosters
     endpoint_config(sm, "alarm-c2", [("Broken", "alarm-v2", 1.0)])
     sm.create_endpoint(EndpointName="guarded", EndpointConfigName="alarm-c1")
     wait_in_service(sm, "guarded")
-    server.client("cloudwatch").put_metric_alarm(
-        AlarmName="guarded-5xx", Namespace="AWS/SageMaker", MetricName="Invocation5XXErrors",
-        Dimensions=[{"Name": "EndpointName", "Value": "guarded"}, {"Name": "VariantName", "Value": "Broken"}],
-        Statistic="Sum", Period=1, EvaluationPeriods=1, Threshold=0, ComparisonOperator="GreaterThanThreshold",
-        TreatMissingData="notBreaching",
-    )
+    error_alarm(server, "guarded-5xx", "guarded", "Broken")
     runtime = server.client("sagemaker-runtime")
     body = csv_rows(1)[1]
     with Load(server, "guarded", body) as load:
