@@ -13,7 +13,8 @@ Anything else raised inside the runtime is a platform error (exit code 2).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import traceback
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from modelyard.core.errors import ModelyardError
@@ -32,6 +33,16 @@ class ClientError(ModelyardError):
     def reason(self) -> str:
         """The FailureReason for this error."""
         return truncate(f"ClientError: {self.message}")
+
+
+def platform_error(error: BaseException, log: Callable[[str], None]) -> str:
+    """The FailureReason of the platform's own fault, its traceback written to ``log`` first.
+
+    Call it from the ``except Exception`` of a host's outermost handler.
+    """
+    for line in traceback.format_exc().splitlines():
+        log(line)
+    return truncate(f"InternalServerError: {type(error).__name__}: {error}")
 
 
 def truncate(text: str) -> str:

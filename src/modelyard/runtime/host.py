@@ -10,12 +10,11 @@ output data, on the uploading host) → one ``exit`` event. Exit codes are those
 from __future__ import annotations
 
 import os
-import traceback
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from modelyard.runtime import isolation
-from modelyard.runtime.failures import ClientError, truncate
+from modelyard.runtime.failures import ClientError, platform_error
 from modelyard.runtime.hyperparameters import rewrite_opt_ml
 from modelyard.runtime.layout import Layout, write_configs
 from modelyard.runtime.plan import (
@@ -69,9 +68,7 @@ class HostRun:
         except ClientError as e:
             return EXIT_ALGORITHM_ERROR, e.reason
         except Exception as e:  # the platform's own fault: say what, keep the traceback
-            for line in traceback.format_exc().splitlines():
-                self.reporter.runtime_log(line)
-            return EXIT_PLATFORM_ERROR, truncate(f"InternalServerError: {type(e).__name__}: {e}")
+            return EXIT_PLATFORM_ERROR, platform_error(e, self.reporter.runtime_log)
 
     def prepare(self) -> None:
         """Isolate, then lay out the tree and write the config files."""

@@ -13,12 +13,11 @@ import signal
 import socket
 import sys
 import threading
-import traceback
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from modelyard.runtime import isolation
-from modelyard.runtime.failures import ClientError, truncate
+from modelyard.runtime.failures import ClientError, platform_error, truncate
 from modelyard.runtime.hyperparameters import rewrite_opt_ml
 from modelyard.runtime.layout import CONTAINER_ROOT
 from modelyard.runtime.plan import EXIT_ALGORITHM_ERROR, EXIT_OK, EXIT_PLATFORM_ERROR
@@ -74,9 +73,7 @@ class InstanceRun:
         except StartupFailed as e:
             return EXIT_ALGORITHM_ERROR, e.reason
         except Exception as e:  # the platform's own fault: say what, keep the traceback
-            for line in traceback.format_exc().splitlines():
-                self.reporter.runtime_log(line)
-            return EXIT_PLATFORM_ERROR, truncate(f"InternalServerError: {type(e).__name__}: {e}")
+            return EXIT_PLATFORM_ERROR, platform_error(e, self.reporter.runtime_log)
         finally:
             self.interruptible = False
             if self.pool is not None:

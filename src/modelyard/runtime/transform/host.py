@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import dataclasses
 import signal
-import traceback
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from modelyard.artifacts.transfer import safe_relative, take_shard
 from modelyard.artifacts.uris import join_uri
-from modelyard.runtime.failures import ClientError, truncate
+from modelyard.runtime.failures import ClientError, platform_error
 from modelyard.runtime.plan import EXIT_ALGORITHM_ERROR, EXIT_OK, EXIT_PLATFORM_ERROR, EXIT_STOPPED
 from modelyard.runtime.reporting import Reporter, run_host
 from modelyard.runtime.transform import records
@@ -91,9 +90,7 @@ class TransformRun:
             self.reporter.runtime_log(f"Failed: {e.message}")
             return EXIT_ALGORITHM_ERROR, e.reason
         except Exception as e:  # the platform's own fault: say what, keep the traceback
-            for line in traceback.format_exc().splitlines():
-                self.reporter.runtime_log(line)
-            return EXIT_PLATFORM_ERROR, truncate(f"InternalServerError: {type(e).__name__}: {e}")
+            return EXIT_PLATFORM_ERROR, platform_error(e, self.reporter.runtime_log)
         finally:
             self._interruptible = False
             if self.pipeline is not None:
