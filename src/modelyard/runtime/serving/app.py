@@ -17,7 +17,7 @@ import itertools
 import json
 import sys
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
 
 from modelyard.runtime.serving.context import CUSTOM_ATTRIBUTES, Context
@@ -66,16 +66,12 @@ class InferenceApp:
         self, method: bytes, path: bytes, headers: dict[bytes, bytes], body: bytes
     ) -> Response:
         """The response to one request."""
-        path = path.split(b"?", 1)[0]
-        if path == b"/invocations":
-            if method != b"POST":
-                return error(405, "Use POST /invocations")
-            return self.invoke(headers, body)
-        if path == b"/ping" and method in (b"GET", b"HEAD"):
-            return self._ping
+        return route(method, path, headers, body, self.invoke, self._ping, self._more)
+
+    def _more(self, method: bytes, path: bytes) -> Response | None:
         if path == b"/execution-parameters" and method == b"GET":
             return self._parameters
-        return error(404, f"No route for {method.decode()} {path.decode('latin-1')}")
+        return None
 
     def invoke(self, headers: dict[bytes, bytes], body: bytes) -> Response:
         """Run the handlers on one request body."""
@@ -138,6 +134,26 @@ def failure(e: Exception) -> Response:
     text = "".join(traceback.format_exception(e))
     print(text, file=sys.stderr, end="")
     return error(500, text)
+
+
+def route(
+    method: bytes, path: bytes, headers: dict[bytes, bytes], body: bytes,
+    invoke: Callable[[dict[bytes, bytes], bytes], Response], ping: Response,
+    more: Callable[[bytes, bytes], Response | None],
+) -> Response:
+    """The container's routes: ``POST /invocations``, ``GET /ping``, then what ``more`` answers
+    (None: no such route, 404)."""
+    path = path.split(b"?", 1)[0]
+    if path == b"/invocations":
+        if method != b"POST":
+            return error(405, "Use POST /invocations")
+        return invoke(headers, body)
+    if path == b"/ping" and method in (b"GET", b"HEAD"):
+        return ping
+    found = more(method, path)
+    if found is None:
+        return error(404, f"No route for {method.decode()} {path.decode('latin-1')}")
+    return found
 
 
 def split_result(result: Any, accept: str) -> tuple[bytes | Iterator[bytes], str]:

@@ -43,7 +43,7 @@ from urllib.parse import unquote
 
 from modelyard.runtime.failures import ClientError
 from modelyard.runtime.serving import frameworks, handlers
-from modelyard.runtime.serving.app import InferenceApp, Response, error
+from modelyard.runtime.serving.app import InferenceApp, Response, error, route
 from modelyard.runtime.serving.context import Context
 from modelyard.runtime.serving.model_cache import ModelCache
 from modelyard.runtime.serving.model_downloads import (
@@ -179,16 +179,12 @@ class MultiModelApp:
         self, method: bytes, path: bytes, headers: dict[bytes, bytes], body: bytes
     ) -> Response:
         """The response to one request."""
-        path = path.split(b"?", 1)[0]
-        if path == b"/invocations":
-            if method != b"POST":
-                return error(405, "Use POST /invocations")
-            return self.invoke(headers, body)
-        if path == b"/ping" and method in (b"GET", b"HEAD"):
-            return self._ping
+        return route(method, path, headers, body, self.invoke, self._ping, self._models_route)
+
+    def _models_route(self, method: bytes, path: bytes) -> Response | None:
         if path == b"/models" or path.startswith(b"/models/"):
             return self._manage(method, path)
-        return error(404, f"No route for {method.decode()} {path.decode('latin-1')}")
+        return None
 
     def invoke(self, headers: dict[bytes, bytes], body: bytes) -> Response:
         """Run the target model's handlers on one request, loading the model when needed."""
