@@ -2,26 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import click
 
-from modelyard.cli.options import common, session_for
+from modelyard.cli.options import collect, common, session_for
 from modelyard.cli.output import print_fields, print_json, print_table
 
 _EXPERIMENT_FIELDS = ("ExperimentName", "DisplayName", "Description", "CreationTime",
                       "LastModifiedTime", "Trials")
 _COMPONENT_FIELDS = ("TrialComponentName", "DisplayName", "Status", "Source", "StartTime",
                      "EndTime", "Parameters", "InputArtifacts", "OutputArtifacts", "Metrics")
-
-
-def _collect(pages: Any, key: str, limit: int) -> list[dict[str, Any]]:
-    rows: list[dict[str, Any]] = []
-    for page in pages:
-        rows.extend(page[key])
-        if len(rows) >= limit:
-            break
-    return rows[:limit]
 
 
 @click.group("experiments")
@@ -37,7 +26,7 @@ def list_experiments(home, endpoint_url, output, limit):  # noqa: ANN001, ANN201
     sm = session_for(home, endpoint_url).sagemaker
     pages = sm.get_paginator("list_experiments").paginate(SortBy="CreationTime",
                                                           SortOrder="Descending")
-    rows = _collect(pages, "ExperimentSummaries", limit)
+    rows = collect(pages, "ExperimentSummaries", limit)
     if output == "json":
         print_json(rows)
     else:
@@ -52,7 +41,7 @@ def describe_experiment(home, endpoint_url, output, name):  # noqa: ANN001, ANN2
     sm = session_for(home, endpoint_url).sagemaker
     experiment = sm.describe_experiment(ExperimentName=name)
     pages = sm.get_paginator("list_trials").paginate(ExperimentName=name)
-    experiment["Trials"] = [t["TrialName"] for t in _collect(pages, "TrialSummaries", 1000)]
+    experiment["Trials"] = [t["TrialName"] for t in collect(pages, "TrialSummaries", 1000)]
     if output == "json":
         print_json(experiment)
     else:
@@ -78,7 +67,7 @@ def list_components(home, endpoint_url, output, experiment, trial, limit):  # no
     if trial:
         kwargs["TrialName"] = trial
     pages = sm.get_paginator("list_trial_components").paginate(**kwargs)
-    rows = _collect(pages, "TrialComponentSummaries", limit)
+    rows = collect(pages, "TrialComponentSummaries", limit)
     for row in rows:
         row["PrimaryStatus"] = row.get("Status", {}).get("PrimaryStatus")
     if output == "json":

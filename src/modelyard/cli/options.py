@@ -49,8 +49,13 @@ def newest(client: Any, operation: str, key: str, status: str | None, name_conta
         kwargs["StatusEquals"] = status
     if name_contains:
         kwargs["NameContains"] = name_contains
+    return collect(client.get_paginator(operation).paginate(**kwargs), key, limit)
+
+
+def collect(pages: Any, key: str, limit: int) -> list[dict[str, Any]]:
+    """The first ``limit`` items under ``key`` of a paginator's pages (reading no further)."""
     found: list[dict[str, Any]] = []
-    for page in client.get_paginator(operation).paginate(**kwargs):
+    for page in pages:
         found.extend(page[key])
         if len(found) >= limit:
             break
