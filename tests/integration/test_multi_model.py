@@ -137,6 +137,13 @@ def test_describe_model_shows_the_multi_model_fields(sm: Any, endpoint: str) -> 
                        PrimaryContainer={"Image": XGBOOST_IMAGE, "Mode": "MultiModel"})
     assert refused["Error"]["Code"] == "ValidationException"
     assert "needs ModelDataUrl" in refused["Error"]["Message"]
+    # InvokeEndpointAsync cannot name a target: an asynchronous config is refused up front
+    refused = error_of(sm.create_endpoint_config, EndpointConfigName="mme-async", ProductionVariants=[{
+        "VariantName": "v", "ModelName": "mme-described", "InstanceType": "ml.m5.large",
+        "InitialInstanceCount": 1}], AsyncInferenceConfig={"OutputConfig": {"S3OutputPath": "/tmp/out"}})
+    assert refused["Error"]["Code"] == "ValidationException"
+    assert "multi-model" in refused["Error"]["Message"]
+    assert sm.list_endpoint_configs(NameContains="mme-async")["EndpointConfigs"] == []
 
 
 def test_each_target_answers_with_its_own_model(server: RunningServer, endpoint: str,

@@ -104,7 +104,11 @@ class ModelService:
         doc = _without_tags(params)
         for field in ("ProductionVariants", "ShadowProductionVariants"):
             for variant in params.get(field, []):
-                self.models.get(variant["ModelName"])
+                model = self.models.get(variant["ModelName"])
+                if "AsyncInferenceConfig" in params and spec.container_of(dict(model.spec)).get("Mode") == "MultiModel":
+                    # InvokeEndpointAsync has no TargetModel: every request would fail later
+                    raise ValidationError(f"Model {model.name} is a multi-model container; "
+                                          "AsyncInferenceConfig needs single-model variants.")
             if params.get(field):
                 doc[field] = [{"InitialVariantWeight": 1.0, **v} for v in params[field]]
         record = self.configs.create(params["EndpointConfigName"], doc, params.get("Tags"))
