@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from modelyard.core.errors import ArtifactError, ArtifactNotFound
-from modelyard.runtime import environment, inputs, requirements_env
+from modelyard.runtime import environment, inputs, requirements_env, threads
 from modelyard.runtime.failures import ClientError
 from modelyard.runtime.layout import CONTAINER_ROOT
 from modelyard.runtime.reporting import Reporter
@@ -192,6 +192,7 @@ def worker_environment(
     )
     if spec.multi_model is not None:
         out["SAGEMAKER_MULTI_MODEL"] = "true"
+    threads.size_pools(out, threads.share(spec.workers), chosen=env)
     out["PYTHONPATH"] = os.pathsep.join([*spec.code_dirs, *filter(None, [out.get("PYTHONPATH")])])
     requirements_env.activate(python, out)
     return out

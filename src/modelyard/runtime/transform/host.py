@@ -11,6 +11,7 @@ uploading partial outputs.
 from __future__ import annotations
 
 import dataclasses
+import os
 import signal
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 from modelyard.artifacts.transfer import safe_relative, take_shard
 from modelyard.artifacts.uris import join_uri
+from modelyard.runtime import threads
 from modelyard.runtime.failures import ClientError, platform_error
 from modelyard.runtime.plan import EXIT_ALGORITHM_ERROR, EXIT_OK, EXIT_PLATFORM_ERROR, EXIT_STOPPED
 from modelyard.runtime.reporting import Reporter, run_host
@@ -171,6 +173,9 @@ def relative_key(prefix: str, uri: str) -> str:
 
 def cli(argv: list[str]) -> int:
     """``python -m modelyard.runtime.transform <host_dir>``; returns the exit code."""
+    # numpy is not imported yet: the host's own array work (finding line ends) is one thread
+    # at a time, and the model server's workers get their pools sized by their instance
+    threads.size_pools(os.environ, 1, chosen={})
     return run_host(argv, "modelyard.runtime.transform", TransformPlan.read,
                     lambda d, plan, reporter: TransformRun(d, plan, reporter).execute())
 

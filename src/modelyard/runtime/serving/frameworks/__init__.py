@@ -11,6 +11,7 @@ import importlib
 import os
 from types import ModuleType
 
+from modelyard.runtime import threads
 from modelyard.runtime.failures import ClientError
 
 _MODULES = {
@@ -38,11 +39,7 @@ def threads_per_worker() -> int:
     workers fight over cores (and a one-row prediction gains nothing from threads).
     """
     try:
-        cpus = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cpus = os.cpu_count() or 1
-    try:
         workers = int(os.environ.get("SAGEMAKER_MODEL_SERVER_WORKERS", "1"))
     except ValueError:
         workers = 1
-    return max(1, cpus // max(1, workers))
+    return threads.share(workers)
