@@ -427,7 +427,7 @@ async def _serve(app: InferenceApp, batch_size: int) -> tuple[HttpServer, socket
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     sock.listen(16)
-    await server.start(sock)
+    server.start(sock, exclusive=False)
     return server, sock
 
 

@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator
 
 import httptools
 
+from modelyard.runtime.serving.acceptor import Acceptor
 from modelyard.runtime.serving.app import Response, error
 from modelyard.runtime.serving.streams import (
     STREAM_ERROR_TRAILER,
@@ -51,19 +52,28 @@ class HttpServer:
         self.connection = connection or Connection
         self.connections: set[Connection] = set()
         self.draining = False
-        self._server: asyncio.AbstractServer | None = None
+        self.acceptor: Acceptor | None = None
 
-    async def start(self, sock: socket.socket) -> None:
-        """Accept connections on ``sock`` (shared with the instance's other workers)."""
-        loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(lambda: self.connection(self), sock=sock,
-                                                backlog=1024)
+    def start(self, sock: socket.socket, exclusive: bool) -> None:
+        """Accept connections on ``sock``, shared with the instance's other workers; see
+        :mod:`.acceptor` for ``exclusive``. Call it on the running event loop."""
+        self.acceptor = Acceptor(sock, lambda: self.connection(self), exclusive)
+
+    def hold(self, connection: Connection) -> None:
+        """``connection`` has a request coming: let the other workers take new connections."""
+        if self.acceptor is not None:
+            self.acceptor.hold(connection)
+
+    def release(self, connection: Connection) -> None:
+        """``connection`` has no request in hand any more."""
+        if self.acceptor is not None:
+            self.acceptor.release(connection)
 
     async def drain(self, timeout: float) -> None:
         """Stop accepting, close idle connections, let busy ones finish (up to ``timeout``)."""
         self.draining = True
-        if self._server is not None:
-            self._server.close()
+        if self.acceptor is not None:
+            self.acceptor.close()
         for connection in list(self.connections):
             connection.close_if_idle()
         deadline = time.monotonic() + timeout
@@ -96,9 +106,11 @@ class Connection(asyncio.Protocol):
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
         self.server.connections.add(self)
+        self.server.hold(self)  # its first request is on its way
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.server.connections.discard(self)
+        self.server.release(self)
         self.transport = None
 
     def data_received(self, data: bytes) -> None:
@@ -110,6 +122,8 @@ class Connection(asyncio.Protocol):
             if self.refused and self.transport is not None:
                 self.transport.close()
             self._refuse(error(400, f"Malformed HTTP request: {e}"))
+        if self.busy:  # a request arriving in pieces (one that came whole is answered already)
+            self.server.hold(self)
 
     # -- httptools callbacks --------------------------------------------------------------
 
@@ -152,6 +166,7 @@ class Connection(asyncio.Protocol):
         keep_alive = self.parser.should_keep_alive() and not self.server.draining
         self.busy = False
         self._send(response, keep_alive)
+        self.server.release(self)
 
     # -- writing --------------------------------------------------------------------------
 
@@ -198,6 +213,7 @@ class Connection(asyncio.Protocol):
         self.refused = True
         self.busy = False
         self._send(response, keep_alive=False, close=not linger)
+        self.server.release(self)
 
     def close_if_idle(self) -> None:
         """Close the connection unless a request is partly received (drain)."""

@@ -77,7 +77,8 @@ async def serve(
     loop = asyncio.get_running_loop()
     connection = batching.connection_factory(app, spec)  # None: batching is off
     server = HttpServer(app.handle, spec.max_payload_bytes, spec.max_payload_mb, connection)
-    await server.start(sock)
+    # one worker has no sibling to leave connections to; batching gathers concurrent requests
+    server.start(sock, exclusive=spec.workers > 1 and connection is None)
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
