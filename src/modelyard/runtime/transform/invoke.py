@@ -7,8 +7,8 @@ worker: two of them on the same worker leave the other idle for the whole job (s
 transform benchmark: one worker with 5 s of CPU, the other with only its start). So a
 connection is kept alive only for small requests, and only for about a second; a large
 request (a MultiRecord payload) asks the server to close after answering, and the next one
-connects afresh, which the kernel hands to whichever worker is waiting in ``accept``, that
-is an idle one. The handshake costs well under a millisecond against tens of milliseconds of
+connects afresh, and is taken by a worker waiting in ``accept``, that is an idle one (a
+worker with a request in hand takes none: :mod:`modelyard.runtime.serving.acceptor`). The handshake costs well under a millisecond against tens of milliseconds of
 work per payload.
 
 Connection errors, timeouts and 5xx answers are retried; a 4xx answer is the model refusing
