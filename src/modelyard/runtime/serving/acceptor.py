@@ -6,12 +6,13 @@ receiving a request would also take the connection an idle sibling was about to 
 that request would wait behind its own. In the transform benchmark one of two workers sat
 idle for about a third of the run that way, while the other had a request queued.
 
-So a worker here takes at most one connection per wake-up. Once it has taken one, or a
-request has started arriving, it takes no more (its siblings take them) until it has no
+So an *exclusive* worker takes at most one connection per wake-up. Once it has taken one, or
+a request has started arriving, it takes no more (its siblings take them) until it has no
 request in hand. This is how pre-forking servers' synchronous workers balance load. A slow
 client must not keep the worker from the rest: after ``HOLD_SECONDS`` it takes connections
-again whatever is pending. Workers that batch concurrent requests use :class:`Acceptor` with
-``exclusive=False`` and take connections whenever they come.
+again whatever is pending. A worker with no sibling, or one that batches concurrent requests,
+is not exclusive: it takes every pending connection at each wake-up, as asyncio does (one a
+wake-up left a router's burst of 64 new connections waiting up to 2 s in the backlog).
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from collections.abc import Callable
 HOLD_SECONDS = 0.05
 #: how long to stop accepting after the process ran out of descriptors or memory
 _RETRY_SECONDS = 1.0
+#: the most connections a non-exclusive worker takes at one wake-up (asyncio's default)
+_BURST = 100
 
 
 class Acceptor:
@@ -78,16 +81,17 @@ class Acceptor:
             self._accepting = False
 
     def _accept(self) -> None:
-        try:
-            client, _ = self.sock.accept()
-        except (BlockingIOError, InterruptedError, ConnectionAbortedError):
-            return  # a sibling took it, or the client gave up
-        except OSError as e:  # out of descriptors or memory: wait, as asyncio's server does
-            print(f"Not accepting connections for {_RETRY_SECONDS:g} s: {e}", file=sys.stderr)
-            self._pause()
-            self._loop.call_later(_RETRY_SECONDS, self._resume)
-            return
-        self._loop.create_task(self._connect(client))
+        for _ in range(1 if self.exclusive else _BURST):
+            try:
+                client, _ = self.sock.accept()
+            except (BlockingIOError, InterruptedError, ConnectionAbortedError):
+                return  # none left: a sibling took it, or the client gave up
+            except OSError as e:  # out of descriptors or memory: wait, as asyncio's server does
+                print(f"Not accepting connections for {_RETRY_SECONDS:g} s: {e}", file=sys.stderr)
+                self._pause()
+                self._loop.call_later(_RETRY_SECONDS, self._resume)
+                return
+            self._loop.create_task(self._connect(client))
 
     async def _connect(self, client: socket.socket) -> None:
         try:
