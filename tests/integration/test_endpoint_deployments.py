@@ -215,3 +215,52 @@ def test_an_alarm_rolls_a_rolling_update_back_batch_by_batch(
         assert answer["InvokedProductionVariant"] == "Stable"
     assert endpoint["ProductionVariants"][0]["CurrentInstanceCount"] == 2
 
+
+
+def test_a_rollback_whose_old_fleet_cannot_start_ends_update_rollback_failed(
+    server: RunningServer, sm: Any, boosters: dict[str, tuple[Any, Path]], tmp_path: Path
+) -> None:
+    stable = tmp_path / "stable" / "model.tar.gz"
+    stable.parent.mkdir()
+    stable.write_bytes(boosters["small"][1].read_bytes())
+    create_model(sm, "rf-v1", stable)
+    create_model(sm, "rf-v2", model_tar(tmp_path, {"code/inference.py": BROKEN_PREDICT}),
+                 image=SKLEARN_IMAGE, env={"SAGEMAKER_PROGRAM": "inference.py"})
+    create_model(sm, "rf-v3", boosters["large"][1])
+    sm.create_endpoint_config(EndpointConfigName="rf-c1", ProductionVariants=[variant("Stable", "rf-v1", count=2)])
+    sm.create_endpoint_config(EndpointConfigName="rf-c2", ProductionVariants=[variant("Broken", "rf-v2", count=2)])
+    sm.create_endpoint_config(EndpointConfigName="rf-c3", ProductionVariants=[variant("Fresh", "rf-v3")])
+    sm.create_endpoint(EndpointName="rollback-fails", EndpointConfigName="rf-c1")
+    wait_in_service(sm, "rollback-fails")
+    stable.unlink()  # the old fleet's model is gone: a rollback cannot start it again
+    error_alarm(server, "rf-5xx", "rollback-fails", "Broken")
+    with Load(server, "rollback-fails", csv_rows(1)[1]):
+        sm.update_endpoint(EndpointName="rollback-fails", EndpointConfigName="rf-c2",
+                           DeploymentConfig={**rolling(1, 60, rollback=1),
+                                             "AutoRollbackConfiguration": {"Alarms": [{"AlarmName": "rf-5xx"}]}})
+        endpoint = wait_until(
+            lambda: (d := sm.describe_endpoint(EndpointName="rollback-fails"))["EndpointStatus"] == "UpdateRollbackFailed" and d,
+            120, "the failed rollback was not reported")
+    assert "rf-5xx" in endpoint["FailureReason"] and "The rollback failed" in endpoint["FailureReason"]
+    # no more launches: the instances it has serve, the one that cannot start is not retried
+    instances = server.home / "endpoints" / "rollback-fails"
+    launched = len(list(instances.iterdir()))
+    runtime = server.client("sagemaker-runtime")
+    served = set()
+    for _ in range(40):
+        try:
+            answer = runtime.invoke_endpoint(EndpointName="rollback-fails", ContentType="text/csv", Body=csv_rows(1)[1])
+            served.add(answer["InvokedProductionVariant"])
+        except ClientError as e:
+            assert e.response["Error"]["Code"] == "ModelError"  # the broken version's own answers
+        time.sleep(0.05)
+    assert served == {"Stable"}
+    assert len(list(instances.iterdir())) == launched
+    assert sm.describe_endpoint(EndpointName="rollback-fails")["EndpointStatus"] == "UpdateRollbackFailed"
+    # an UpdateEndpoint is the way out
+    sm.update_endpoint(EndpointName="rollback-fails", EndpointConfigName="rf-c3")
+    endpoint = wait_in_service(sm, "rollback-fails")
+    assert endpoint["EndpointConfigName"] == "rf-c3"
+    answer = runtime.invoke_endpoint(EndpointName="rollback-fails", ContentType="text/csv", Body=csv_rows(1)[1])
+    assert answer["InvokedProductionVariant"] == "Fresh"
+    sm.delete_endpoint(EndpointName="rollback-fails")

@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 
 # After traffic moves to a new fleet, the old one keeps its connections this long.
 DRAIN_SECONDS = 2.0
-_ACTIVE = ("Creating", "Updating", "InService", "Deleting", "RollingBack")
+_ACTIVE = ("Creating", "Updating", "InService", "Deleting", "RollingBack", "UpdateRollbackFailed")
 
 
 class EndpointController:
@@ -84,6 +84,9 @@ class EndpointController:
             return self._save(record, state, fleet)
         capacity = rollout.green_capacity(state.get("rollout"))
         fleet = [self._retire(i, time.time(), DRAIN_SECONDS) if i.get("retire_at") else i for i in fleet]
+        if state["EndpointStatus"] == "UpdateRollbackFailed":
+            # it serves the instances it has, old and new, until an UpdateEndpoint says more
+            return self._save(record, state, self._without_gone(fleet))
         fleet = self._scale(record.name, state["target"], fleet, capacity)
         state, fleet = self._promote(record.name, state, fleet, capacity)
         return self._save(record, state, fleet)
@@ -113,10 +116,16 @@ class EndpointController:
         failed = [i for i in fleet if i["status"] == "failed"]
         kept = [i for i in fleet if i["status"] != "failed"]
         for instance in failed:
+            reason = f"Variant {instance['variant']}: {instance['failure']}"
+            if state["EndpointStatus"] == "RollingBack" and instance["config"] == target and not instance.get("served"):
+                # the old fleet cannot come back: as SageMaker, stop with what serves now
+                log.error("endpoint rollback failed: %s", reason)
+                failure = f"{state.get('FailureReason')}. The rollback failed: {reason}"
+                return {**state, "EndpointStatus": "UpdateRollbackFailed", "FailureReason": failure,
+                        "rollout": None, "LastModifiedTime": time.time()}, kept
             if instance["config"] == live and instance["config"] == target:
                 log.warning("instance %s of %s died (%s); replacing it", instance["id"], instance["variant"], instance["failure"])
                 continue
-            reason = f"Variant {instance['variant']}: {instance['failure']}"
             if state["EndpointStatus"] == "Creating":
                 kept = [self.fleet.stop(i) for i in kept]
                 return {**state, "EndpointStatus": "Failed", "FailureReason": reason}, kept
@@ -217,8 +226,11 @@ class EndpointController:
                 retired.append(instance)
             else:
                 retired.append(self._retire(instance, now, float(state.get("drain", DRAIN_SECONDS))))
-        fleet = [i for i in retired if not (i["status"] in ("stopping", "failed") and self.fleet.gone(i))]
-        return state, fleet
+        return state, self._without_gone(retired)
+
+    def _without_gone(self, fleet: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The fleet less the stopped or failed instances whose processes have ended."""
+        return [i for i in fleet if not (i["status"] in ("stopping", "failed") and self.fleet.gone(i))]
 
     def _retire(self, instance: dict[str, Any], now: float, drain: float) -> dict[str, Any]:
         """Take an instance out of routing now and stop it once ``drain`` has passed."""

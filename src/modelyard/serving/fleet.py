@@ -3,10 +3,11 @@
 An instance is a plain dict in the endpoint record (so a restarted server finds it again)::
 
     {"id", "config", "variant", "port", "dir", "handle", "status", "events_offset",
-     "failure", "started", "retire_at"}
+     "failure", "started", "retire_at", "served"}
 
 ``status`` moves ``starting`` → ``ready`` (its InService event arrived and ``/ping`` answered)
-or ``failed``; ``stopping`` once SIGTERM was sent.
+or ``failed``; ``stopping`` once SIGTERM was sent. ``served`` says whether it was ever ready
+(a failure before that means the instance could not start at all).
 """
 
 from __future__ import annotations
@@ -66,6 +67,7 @@ class Fleet:
             "id": instance_id, "config": config, "variant": variant_name, "port": port,
             "dir": str(directory), "handle": str(handle), "status": "starting",
             "events_offset": 0, "failure": None, "started": time.time(), "retire_at": None,
+            "served": False,
         }
 
     def follow(self, instance: dict[str, Any]) -> dict[str, Any]:
@@ -84,6 +86,8 @@ class Fleet:
                 instance["status"] = "ready" if _pings(instance["port"]) else "starting"
         if instance["status"] == "starting" and _waited_for_ping(instance):
             instance["status"] = "ready" if _pings(instance["port"]) else "starting"
+        if instance["status"] == "ready":
+            instance["served"] = True
         if code is not None and instance["status"] != "stopping":
             instance["status"] = "failed"
             instance["failure"] = instance["failure"] or _exit_reason(code)
