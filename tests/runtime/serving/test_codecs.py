@@ -10,6 +10,7 @@ import pytest
 
 from modelyard.runtime.serving import codecs
 from modelyard.runtime.serving.errors import UnsupportedAccept, UnsupportedContentType
+from modelyard.runtime.serving.float_text import float32_text
 from modelyard.runtime.serving.frameworks import xgboost as xgboost_defaults
 
 
@@ -150,9 +151,9 @@ def test_float32_text_is_what_str_writes() -> None:
     samples.append(np.array([0, -0.0, np.nan, np.inf, -np.inf, 0.1, 0.5, 2e-4, 5e5, 499999.97,
                              1e-4, 123456.0, 7.0], np.float32))
     for values in samples:
-        assert codecs.float32_text(values) == _str_lines(values)
+        assert float32_text(values) == _str_lines(values)
     softprob = rng.random((5_000, 3)).astype(np.float32)
     softprob[7, 1], softprob[9, 2] = np.nan, 1e-9
-    assert codecs.float32_text(softprob) == _str_lines(softprob)
+    assert float32_text(softprob) == _str_lines(softprob)
     assert codecs.csv_bytes(softprob) == _str_lines(softprob)
     assert codecs.csv_bytes(np.array([0.5, 0.25], np.float64)) == b"0.5\n0.25\n"
