@@ -220,3 +220,33 @@ def test_cache_disabled_loads_for_every_invocation(server: RunningServer, sm: An
     wanted = {NAMES[0]: 0, NAMES[1]: 2, NAMES[2]: 1}
     assert wait_for_loads(server, endpoint, wanted) == wanted
     assert len(worker_lines(server, endpoint, "(ModelCacheSetting is Disabled)")) == 3
+    # every call was a miss that loaded and unloaded its model; each model was fetched once
+    samples = {metric: loading_metric(server, endpoint, metric)
+               for metric in ("ModelCacheHit", "ModelLoadingTime", "ModelUnloadingTime",
+                              "ModelDownloadingTime", "ModelLoadingWaitTime")}
+    assert samples["ModelCacheHit"] == (3.0, 0.0)
+    assert samples["ModelLoadingTime"][0] == samples["ModelUnloadingTime"][0] == 3.0
+    assert samples["ModelDownloadingTime"][0] == 2.0
+    assert samples["ModelLoadingWaitTime"][0] == 3.0
+    assert samples["ModelLoadingWaitTime"][1] >= samples["ModelLoadingTime"][1] > 0
+
+
+def test_model_cache_hits_are_counted(server: RunningServer, endpoint: str) -> None:
+    _, body = csv_rows(1)
+    before = loading_metric(server, endpoint, "ModelCacheHit")
+    for _ in range(3):  # the first call may load it, the next two find it in memory
+        invoke(server, endpoint, body, TargetModel=NAMES[0])
+    count, hits = loading_metric(server, endpoint, "ModelCacheHit")
+    assert count - before[0] == 3
+    assert hits - before[1] >= 2
+
+
+def loading_metric(server: RunningServer, endpoint: str, metric: str) -> tuple[float, float]:
+    """SampleCount and Sum of one of the endpoint's model-loading metrics over the last hour."""
+    now = time.time()
+    points = server.client("cloudwatch").get_metric_statistics(
+        Namespace="AWS/SageMaker", MetricName=metric, StartTime=now - 3600, EndTime=now + 60,
+        Period=3660, Statistics=["SampleCount", "Sum"],
+        Dimensions=[{"Name": "EndpointName", "Value": endpoint}, {"Name": "VariantName", "Value": "AllTraffic"}],
+    )["Datapoints"]
+    return (sum(p["SampleCount"] for p in points), sum(p["Sum"] for p in points))

@@ -10,6 +10,7 @@ from botocore.session import get_session
 
 from modelyard.api.cloudwatch_metrics import MetricsService
 from modelyard.api.dispatch import JsonDispatcher
+from modelyard.runtime.serving.loading import HEADER, Loading
 from modelyard.serving.metrics import HISTORY_SECONDS, NAMESPACE, EndpointMetrics
 from modelyard.store import open_store
 from tests.api.test_cloudwatch_metrics import Dispatching
@@ -140,3 +141,48 @@ def test_label_values_are_escaped(clock: Clock) -> None:
     made = EndpointMetrics(clock=clock)
     made.observe('we"ird\\', "v", 200, 0.001, 0.001)
     assert 'endpoint="we\\"ird\\\\"' in made.render_prometheus()
+
+
+def test_multi_model_loading_metrics_have_their_own_samples(tmp_path: Any, clock: Clock) -> None:
+    made = EndpointMetrics(clock=clock)
+    mme = [{"Name": "EndpointName", "Value": "mme"}, {"Name": "VariantName", "Value": "AllTraffic"}]
+    # a miss that downloaded and evicted, a miss with the files on disk, then two hits
+    for offset, loading in ((0.1, Loading(False, download=3000, load=20000, unload=500)),
+                            (0.5, Loading(False, download=0, load=10000, unload=0)),
+                            (0.7, Loading()), (1.5, Loading())):
+        clock.now = T0 + offset
+        made.observe("mme", "AllTraffic", 200, 0.002, 0.003)
+        made.observe_loading("mme", "AllTraffic", loading)
+    made.observe("ep", "AllTraffic", 200, 0.002, 0.003)  # a single-model variant: none of them
+    clock.now = T0 + 120
+    store = open_store(f"sqlite:///{tmp_path / 'm.db'}")
+    cw = get_session().create_client(
+        "cloudwatch", region_name=REGION, endpoint_url=ENDPOINT,
+        aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET_KEY,
+    )
+    service = MetricsService(store, clock=clock, sources=[made])
+    cw.meta.events.register("before-send", Dispatching(JsonDispatcher("cloudwatch", service.operations(), strict=True)))
+    [hits] = _stats(cw, "ModelCacheHit", 60, mme)
+    assert (hits["SampleCount"], hits["Sum"], hits["Average"]) == (4.0, 2.0, 0.5)
+    [wait] = _stats(cw, "ModelLoadingWaitTime", 60, mme)
+    assert wait["Unit"] == "Microseconds"
+    assert (wait["SampleCount"], wait["Sum"], wait["Minimum"], wait["Maximum"]) == (2.0, 33500.0, 10000.0, 23500.0)
+    assert [(p["SampleCount"], p["Sum"]) for p in _stats(cw, "ModelLoadingTime", 60, mme)] == [(2.0, 30000.0)]
+    assert [(p["SampleCount"], p["Sum"]) for p in _stats(cw, "ModelDownloadingTime", 60, mme)] == [(1.0, 3000.0)]
+    assert [(p["SampleCount"], p["Sum"]) for p in _stats(cw, "ModelUnloadingTime", 60, mme)] == [(1.0, 500.0)]
+    per_second = _stats(cw, "ModelCacheHit", 1, mme)  # seconds 0 and 1
+    assert [(p["SampleCount"], p["Sum"]) for p in per_second] == [(3.0, 1.0), (1.0, 1.0)]
+    listed = {(m["MetricName"], m["Dimensions"][0]["Value"]) for m in cw.list_metrics(Namespace=NAMESPACE)["Metrics"]}
+    assert ("ModelCacheHit", "mme") in listed and ("ModelCacheHit", "ep") not in listed
+    assert _stats(cw, "ModelCacheHit", 60) == []  # the single-model variant has no samples
+    store.close()
+
+
+def test_loading_header_round_trip() -> None:
+    miss = Loading(False, download=12, load=345, unload=6)
+    name, value = miss.header()
+    assert name == HEADER and value == b"miss;download=12;load=345;unload=6"
+    assert Loading.parse(value) == miss and miss.wait == 363
+    assert Loading.parse(Loading().header()[1]) == Loading()
+    for bad in (None, b"", b"miss;load=1", b"miss;download=1;load=x;unload=0", b"maybe"):
+        assert Loading.parse(bad) is None

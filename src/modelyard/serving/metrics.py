@@ -17,6 +17,17 @@ OverheadLatency            Microseconds  the rest of the request's time in model
 InvocationsPerInstance     None          1 / the variant's ready instances at that moment
 =========================  ============  ==================================================
 
+Multi-model variants add, from what the worker reports of each invocation
+(:mod:`modelyard.runtime.serving.loading`), with their own samples:
+
+=========================  ============  ==================================================
+ModelCacheHit              None          1 if the model was in memory, else 0 (each call)
+ModelLoadingWaitTime       Microseconds  time the call waited for its model (misses only)
+ModelLoadingTime           Microseconds  time model_fn and warm-up took (misses only)
+ModelDownloadingTime       Microseconds  time fetching the model's files (when fetched)
+ModelUnloadingTime         Microseconds  time unloading other models (when any was)
+=========================  ============  ==================================================
+
 So ``Sum`` of Invocations counts requests, ``Average`` of Invocation4XXErrors is the 4xx rate,
 and ``Sum`` of InvocationsPerInstance over a minute is what target tracking compares with its
 target. The status counted is the model's own when it answered (a model's 500 is a 5XX error,
@@ -38,6 +49,7 @@ from collections.abc import Callable, Iterator
 from typing import Final
 
 from modelyard.api.cloudwatch_metrics import Dimensions, Reading, StatisticSet
+from modelyard.runtime.serving.loading import Loading
 from modelyard.serving.routes import RoutingTable
 
 NAMESPACE: Final = "AWS/SageMaker"
@@ -55,7 +67,10 @@ _EMPTY = [0.0, 0.0, 0.0, 0.0, math.inf, -math.inf, 0.0, math.inf, -math.inf, 0.0
 LATENCY_BOUNDS: Final = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
                          5.0, 10.0, 30.0, 60.0)
 
-_UNITS: Final = {"ModelLatency": "Microseconds", "OverheadLatency": "Microseconds"}
+LOADING_METRICS: Final = ("ModelCacheHit", "ModelLoadingWaitTime", "ModelLoadingTime",
+                          "ModelDownloadingTime", "ModelUnloadingTime")
+_UNITS: Final = {"ModelLatency": "Microseconds", "OverheadLatency": "Microseconds",
+                 **{name: "Microseconds" for name in LOADING_METRICS[1:]}}
 METRIC_NAMES: Final = ("Invocations", "Invocation4XXErrors", "Invocation5XXErrors",
                        "ModelLatency", "OverheadLatency", "InvocationsPerInstance")
 
@@ -63,11 +78,13 @@ METRIC_NAMES: Final = ("Invocations", "Invocation4XXErrors", "Invocation5XXError
 class _Variant:
     """One endpoint variant: its second buckets and its cumulative Prometheus counters."""
 
-    __slots__ = ("seconds", "errors", "model_histogram", "overhead_histogram", "model_total",
-                 "overhead_total", "last_seen")
+    __slots__ = ("seconds", "loading", "errors", "model_histogram", "overhead_histogram",
+                 "model_total", "overhead_total", "last_seen")
 
     def __init__(self) -> None:
         self.seconds: dict[int, list[float]] = {}  # epoch second -> bucket; in insertion order
+        # multi-model variants: epoch second -> loading metric -> [count, sum, min, max]
+        self.loading: dict[int, dict[str, list[float]]] = {}
         self.errors = [0, 0]  # 4xx, 5xx since the server started
         self.model_histogram = [0] * (len(LATENCY_BOUNDS) + 1)
         self.overhead_histogram = [0] * (len(LATENCY_BOUNDS) + 1)
@@ -83,13 +100,18 @@ class _Variant:
         return bucket
 
     def prune(self, before: float) -> None:
-        # seconds arrive in order (a clock stepping back only leaves a few out of order), so
-        # the oldest are at the front and pruning stops at the first one to keep
-        while self.seconds:
-            oldest = next(iter(self.seconds))
-            if oldest >= before:
-                return
-            del self.seconds[oldest]
+        for buckets in (self.seconds, self.loading):
+            _prune(buckets, before)
+
+
+def _prune(buckets: dict[int, object], before: float) -> None:
+    # seconds arrive in order (a clock stepping back only leaves a few out of order), so the
+    # oldest are at the front and pruning stops at the first one to keep
+    while buckets:
+        oldest = next(iter(buckets))
+        if oldest >= before:
+            return
+        del buckets[oldest]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -162,25 +184,50 @@ class EndpointMetrics:
             series.overhead_total += overhead
             series.last_seen = now
 
+    def observe_loading(self, endpoint: str, variant: str, loading: Loading) -> None:
+        """Count what one multi-model invocation spent making its model ready."""
+        values = {"ModelCacheHit": 1.0 if loading.hit else 0.0}
+        if not loading.hit:
+            values.update(ModelLoadingWaitTime=loading.wait, ModelLoadingTime=loading.load)
+            if loading.download:
+                values["ModelDownloadingTime"] = loading.download
+            if loading.unload:
+                values["ModelUnloadingTime"] = loading.unload
+        second = int(self.clock())
+        with self._lock:
+            series = self._variants.get((endpoint, variant))
+            if series is None:
+                series = self._variants[(endpoint, variant)] = _Variant()
+            bucket = series.loading.setdefault(second, {})
+            for name, value in values.items():
+                stats = bucket.get(name)
+                if stats is None:
+                    bucket[name] = [1.0, value, value, value]
+                else:
+                    stats[0] += 1
+                    _add(stats, 1, value)
+
     # --- the metric source ---------------------------------------------------------------
     def series(self, metric: str | None, filters: Dimensions) -> Iterator[tuple[str, list[dict[str, str]], float]]:
         """Every metric of every variant observed in the kept history."""
         with self._lock:
             self._forget_idle()
-            seen = sorted((key, v.last_seen) for key, v in self._variants.items())
-        for (endpoint, variant), last_seen in seen:
+            seen = sorted((key, v.last_seen, bool(v.loading)) for key, v in self._variants.items())
+        for (endpoint, variant), last_seen, multi_model in seen:
             dimensions = [{"Name": ENDPOINT_DIMENSION, "Value": endpoint},
                           {"Name": VARIANT_DIMENSION, "Value": variant}]
-            for name in METRIC_NAMES:
+            for name in METRIC_NAMES + (LOADING_METRICS if multi_model else ()):
                 yield name, dimensions, last_seen
 
     def read(self, metric: str, dimensions: Dimensions, start: float, end: float,
              period: int) -> Reading | None:
         """Statistics per period; ``None`` unless the dimensions are exactly endpoint + variant."""
         key = _variant_key(dimensions)
-        if key is None or metric not in METRIC_NAMES:
+        if key is None or metric not in METRIC_NAMES + LOADING_METRICS:
             return None
         first = math.floor(start / period) * period
+        if metric in LOADING_METRICS:
+            return _UNITS.get(metric, "None"), self._read_loading(key, metric, first, end, period)
         with self._lock:
             series = self._variants.get(key)
             buckets = [] if series is None else [
@@ -197,6 +244,23 @@ class EndpointMetrics:
                 _merge(into, bucket)
         summaries = {at: _summary(metric, merged[at]) for at in sorted(merged)}
         return _UNITS.get(metric, "None"), summaries
+
+    def _read_loading(self, key: tuple[str, str], metric: str, first: float, end: float,
+                      period: int) -> dict[float, StatisticSet]:
+        with self._lock:
+            series = self._variants.get(key)
+            samples = [] if series is None else [
+                (second, list(bucket[metric])) for second, bucket in series.loading.items()
+                if first <= second < end and metric in bucket
+            ]
+        merged: dict[float, list[float]] = {}
+        for second, stats in samples:
+            at = float(math.floor(second / period) * period)
+            into = merged.setdefault(at, [0.0, 0.0, math.inf, -math.inf])
+            into[0] += stats[0]
+            into[1] += stats[1]
+            into[2], into[3] = min(into[2], stats[2]), max(into[3], stats[3])
+        return {at: StatisticSet(*merged[at]) for at in sorted(merged)}
 
     # --- Prometheus ----------------------------------------------------------------------
     def render_prometheus(self) -> str:

@@ -18,6 +18,8 @@ from modelyard.api.errors import rest_json_error
 from modelyard.api.sigv4 import verify_request
 from modelyard.core.errors import ModelError, ModelyardError, ServiceUnavailable, ValidationError
 from modelyard.core.settings import Settings
+from modelyard.runtime.serving.loading import HEADER as LOADING_HEADER
+from modelyard.runtime.serving.loading import Loading
 from modelyard.serving import multimodel
 from modelyard.serving.capture import Capturer
 from modelyard.serving.routes import Route, RoutingTable, VariantRoute
@@ -50,6 +52,9 @@ class InvocationObserver(Protocol):
 
     def observe(self, endpoint: str, variant: str | None, status: int,
                 model_seconds: float, total_seconds: float) -> None: ...
+
+    def observe_loading(self, endpoint: str, variant: str, loading: Loading) -> None:
+        """What a multi-model invocation spent making its model ready."""
 
 
 class Router:
@@ -130,6 +135,10 @@ class Router:
             ) from e
         finally:
             probe[2] = time.perf_counter() - model_started
+        if variant.multi_model and self.observer is not None:
+            loading = Loading.parse(reply_headers.get(LOADING_HEADER))
+            if loading is not None:
+                self.observer.observe_loading(name, variant.name, loading)
         if status >= 300:
             refused = multimodel.refusal(reply_headers, reply)  # the caller's, not the model's
             if refused is not None:

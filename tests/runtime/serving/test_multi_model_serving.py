@@ -14,6 +14,8 @@ import pytest
 import xgboost
 from host_helpers import make_tar_gz
 
+from modelyard.runtime.serving.loading import HEADER, Loading
+
 TARGET = "X-Amzn-SageMaker-Target-Model"
 
 
@@ -160,6 +162,19 @@ def test_a_generous_bound_keeps_models_and_the_routes_manage_them(serve, prefix,
     assert instance.invoke(body, **{TARGET: "a.tar.gz"}).status == 200
     assert loads(instance, "a.tar.gz", 2) == 2
     assert not any("Evicted" in line for line in instance.logs())
+
+
+def test_each_answer_says_how_its_model_was_made_ready(serve, prefix, rows):
+    _, body = rows
+    env = {"MODELYARD_MULTI_MODEL_MEMORY_MB": "0.001"}  # room for one model: b evicts a
+    instance = serve(model_data_url=str(prefix), multi_model=True, environment=env)
+    said = [Loading.parse(instance.invoke(body, **{TARGET: name}).headers[HEADER.decode()].encode())
+            for name in ("a.tar.gz", "a.tar.gz", "b.tar.gz")]
+    first, again, other = said
+    assert first is not None and not first.hit and first.download > 0 and first.load > 0
+    assert first.unload == 0  # nothing to evict yet
+    assert again == Loading()  # a hit
+    assert other is not None and not other.hit and other.unload > 0  # a was evicted for it
 
 
 def test_cache_disabled_unloads_after_each_invocation(serve, prefix, boosters, rows):

@@ -33,7 +33,6 @@ import importlib.util
 import json
 import os
 import sys
-import time
 import traceback
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -45,6 +44,7 @@ from modelyard.runtime.failures import ClientError
 from modelyard.runtime.serving import frameworks, handlers
 from modelyard.runtime.serving.app import InferenceApp, Response, error, route
 from modelyard.runtime.serving.context import Context
+from modelyard.runtime.serving.loading import Loading
 from modelyard.runtime.serving.model_cache import ModelCache
 from modelyard.runtime.serving.model_downloads import (
     MODELS_DIR,
@@ -199,33 +199,42 @@ class MultiModelApp:
         except InvalidTargetModel as e:
             return refusal(str(e))
         loaded = self.cache.get(name)
+        loading = Loading(hit=loaded is not None)
         if loaded is None:
-            outcome = self._load(name)
+            outcome = self._load(name, loading)
             if isinstance(outcome, Response):
                 return outcome
             loaded = outcome
         try:
-            return loaded.app.invoke(headers, body)
+            response = loaded.app.invoke(headers, body)
         finally:
             if not self.settings.cache_enabled:
-                self.cache.remove(name)
+                with loading.timing("unload"):
+                    self.cache.remove(name)
                 self._log(f"Unloaded model {name} (ModelCacheSetting is Disabled)")
+        return response._replace(headers=(*response.headers, loading.header()))
 
     # -- loading ----------------------------------------------------------------------------
 
-    def _load(self, name: str) -> LoadedModel | Response:
+    def _load(self, name: str, loading: Loading) -> LoadedModel | Response:
         try:
-            model_dir, downloaded = self.fetcher.fetch(name)
+            with loading.timing("download"):
+                model_dir, downloaded = self.fetcher.fetch(name)
         except TargetRefused as e:
             self._log(f"Cannot load model {name}: {e.message}")
             return refusal(e.message)
         if downloaded:
             self._log(f"Downloaded model {name} from {self.fetcher.uri(name)}")
+        else:
+            loading.download = 0  # on disk already: no download to count
         on_disk = _tree_size(model_dir)
-        self._evicted(self.cache.make_room(on_disk))
-        started, before = time.perf_counter(), _rss()
+        with loading.timing("unload"):
+            room_made = self.cache.make_room(on_disk)
+        self._evicted(room_made)
+        before = _rss()
         try:
-            loaded = self._build(name, model_dir)
+            with loading.timing("load"):
+                loaded = self._build(name, model_dir)
         except ClientError as e:
             self._log(f"Failed to load model {name}: {e.message}")
             return error(500, f"Failed to load model {name}: {e.message}")
@@ -233,11 +242,14 @@ class MultiModelApp:
             text = traceback.format_exc()
             self._log(f"Failed to load model {name}:\n{text}")
             return error(500, f"Failed to load model {name}:\n{text}")
-        loaded.load_seconds = time.perf_counter() - started
+        loaded.load_seconds = loading.load / 1e6
         after = _rss()
         grown = after - before if before is not None and after is not None else 0
         loaded.size = max(grown, on_disk)
-        evicted = self.cache.put(name, loaded, loaded.size)
+        with loading.timing("unload"):
+            evicted = self.cache.put(name, loaded, loaded.size)
+        if not room_made and not evicted:
+            loading.unload = 0  # nothing was unloaded: only the bookkeeping was timed
         _freeze_heap()
         self._log(
             f"Loaded model {name} in {loaded.load_seconds:.3f} s ({_mb(loaded.size)} MB); "
