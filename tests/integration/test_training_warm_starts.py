@@ -17,6 +17,7 @@ from typing import Any
 import psutil
 import pytest
 
+from modelyard.compute.warm import MAX_RESTARTS
 from tests.integration.conftest import ROLE, XGBOOST_IMAGE
 from tests.support.server import RunningServer, start_server, wait_for_job
 
@@ -205,7 +206,7 @@ def test_a_warm_job_survives_a_server_crash(tmp_path: Path) -> None:
         server.stop()
 
 
-def test_a_dead_zygote_means_cold_starts(tmp_path: Path) -> None:
+def test_a_dead_zygote_is_replaced_a_few_times_then_jobs_start_cold(tmp_path: Path) -> None:
     server = start_server(tmp_path / "home")
     try:
         sm = server.client("sagemaker")
@@ -217,11 +218,24 @@ def test_a_dead_zygote_means_cold_starts(tmp_path: Path) -> None:
         # the job it forked ends normally; its exit code is the runtime's exit event now
         running = wait_for_job(sm, "running", timeout=120)
         assert running["TrainingJobStatus"] == "Completed", running.get("FailureReason")
-        after = run_job(server, "after")
-        assert after["TrainingJobStatus"] == "Completed", after.get("FailureReason")
-        assert not any("Warm start" in line for line in host_logs(server, "after"))
+        # the next job starts a new zygote and runs warm in it; so do the next two deaths
+        killed = {zygote.pid}
+        for attempt in range(MAX_RESTARTS):
+            after = run_job(server, f"after-{attempt}")
+            assert after["TrainingJobStatus"] == "Completed", after.get("FailureReason")
+            assert WARM_LINE in "\n".join(host_logs(server, f"after-{attempt}"))
+            [zygote] = zygotes(server)
+            assert zygote.pid not in killed
+            killed.add(zygote.pid)
+            zygote.send_signal(signal.SIGKILL)
+            zygote.wait(15)
+        # one death too many: cold from now on
+        cold = run_job(server, "cold")
+        assert cold["TrainingJobStatus"] == "Completed", cold.get("FailureReason")
+        assert not any("Warm start" in line for line in host_logs(server, "cold"))
         assert zygotes(server) == []
         server_log = (server.home / "server.log").read_text()
+        assert server_log.count("a new one starts with the next warm launch") == MAX_RESTARTS
         assert server_log.count("warm starts are off from now on") == 1
     finally:
         server.stop()

@@ -4,7 +4,10 @@ The zygote (:mod:`modelyard.runtime.zygote`) is started on the first launch that
 with this server's interpreter, and talks over a Unix socket pair. That first launch waits for
 it to be ready (its imports cost what the cold job would have spent on the same imports);
 later launches are a fork away. Anything wrong — the zygote cannot start, refuses a request,
-does not answer, or dies — makes the launch cold, as without warm starts, and is logged once.
+does not answer — makes the launch cold, as without warm starts, and is logged once. A zygote
+that dies after it was ready is replaced at the next launch, up to ``MAX_RESTARTS`` times (a
+zygote the kernel keeps killing for memory must not be restarted forever); after that, or
+after any other fault, launches stay cold.
 
 Only the zygote can wait for the hosts it forked, so it reports their exit codes and
 :meth:`Zygote.exit_code` hands them to the executor's ``poll``. Once the zygote is gone,
@@ -33,10 +36,13 @@ log = logging.getLogger(__name__)
 #: how long the first launch waits for the zygote's imports, and any launch for a fork
 _READY_TIMEOUT = 60.0
 _FORK_TIMEOUT = 10.0
+#: how many times a zygote that died is replaced
+MAX_RESTARTS = 3
 
 
 class Zygote:
-    """Client of one zygote process; thread-safe. States: new → ready → gone (for good)."""
+    """Client of the zygote process; thread-safe. States: new → ready → gone (for good), and
+    ready → new again when the zygote died and may be replaced."""
 
     def __init__(self, log_path: Path) -> None:
         self._log_path = log_path
@@ -51,6 +57,7 @@ class Zygote:
         self._exits: dict[int, int] = {}
         self._forked: set[int] = set()
         self._next_id = 0
+        self._restarts_left = MAX_RESTARTS
 
     @property
     def connected(self) -> bool:
@@ -110,6 +117,7 @@ class Zygote:
 
     # --- internals (called with the request lock held) --------------------------------------
     def _start(self, env: dict[str, str]) -> None:
+        self._replies = queue.Queue()  # nothing a dead predecessor's reader left behind
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             self._log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -172,15 +180,24 @@ class Zygote:
                     self._replies.put(message)
         except (OSError, ValueError):
             pass
-        # EOF: the zygote is gone. Exits it reported before are kept, in order.
-        was_ready = self._state == "ready"
-        self._state = "gone"
+        # EOF: the zygote is gone. Exits it reported before are kept, to be handed out; the
+        # ends of its other hosts will be learned as those of an earlier server's processes.
+        with self._lock:
+            self._forked &= set(self._exits)
         self._replies.put(None)
-        if was_ready:
-            log.warning("warm starts are off from now on, jobs start cold: the zygote "
-                        "exited (see %s)", self._log_path)
         if self._proc is not None:
             self._proc.wait()
+        if self._state != "ready":
+            return
+        if self._restarts_left > 0:
+            self._restarts_left -= 1
+            self._state = "new"
+            log.warning("the warm-start zygote exited (see %s); a new one starts with the next "
+                        "warm launch", self._log_path)
+        else:
+            self._state = "gone"
+            log.warning("warm starts are off from now on, jobs start cold: the zygote "
+                        "exited %d times (see %s)", MAX_RESTARTS + 1, self._log_path)
 
 
 def _hang_up(sock: socket.socket | None) -> None:
