@@ -120,7 +120,7 @@ class EndpointController:
             if state["EndpointStatus"] == "RollingBack" and instance["config"] == target and not instance.get("served"):
                 # the old fleet cannot come back: as SageMaker, stop with what serves now
                 log.error("endpoint rollback failed: %s", reason)
-                failure = f"{state.get('FailureReason')}. The rollback failed: {reason}"
+                failure = f"{state.get('FailureReason') or 'Update failed'}. The rollback failed: {reason}"
                 return {**state, "EndpointStatus": "UpdateRollbackFailed", "FailureReason": failure,
                         "rollout": None, "LastModifiedTime": time.time()}, kept
             if instance["config"] == live and instance["config"] == target:
