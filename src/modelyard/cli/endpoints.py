@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from modelyard.cli.options import common, session_for
-from modelyard.cli.output import print_fields, print_json, print_table
+from modelyard.cli.output import print_json, show_fields, show_table
 
 _DESCRIBE_FIELDS = (
     "EndpointName", "EndpointStatus", "FailureReason", "EndpointConfigName", "ProductionVariants",
@@ -29,10 +29,7 @@ def list_endpoints(home, endpoint_url, output):  # noqa: ANN001, ANN201
     found = []
     for page in sm.get_paginator("list_endpoints").paginate():
         found.extend(page["Endpoints"])
-    if output == "json":
-        print_json(found)
-    else:
-        print_table(found, ["EndpointName", "EndpointStatus", "CreationTime", "LastModifiedTime"])
+    show_table(output, found, ["EndpointName", "EndpointStatus", "CreationTime", "LastModifiedTime"])
 
 
 @endpoints.command("describe")
@@ -41,10 +38,7 @@ def list_endpoints(home, endpoint_url, output):  # noqa: ANN001, ANN201
 def describe(home, endpoint_url, output, name):  # noqa: ANN001, ANN201
     """One endpoint, with its variants' weights and instance counts."""
     described = session_for(home, endpoint_url).sagemaker.describe_endpoint(EndpointName=name)
-    if output == "json":
-        print_json(described)
-    else:
-        print_fields(described, _DESCRIBE_FIELDS)
+    show_fields(output, described, _DESCRIBE_FIELDS)
 
 
 @endpoints.command("invoke")

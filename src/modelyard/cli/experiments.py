@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from modelyard.cli.options import collect, common, session_for
-from modelyard.cli.output import print_fields, print_json, print_table
+from modelyard.cli.output import print_fields, print_json, print_table, show_fields, show_table
 
 _EXPERIMENT_FIELDS = ("ExperimentName", "DisplayName", "Description", "CreationTime",
                       "LastModifiedTime", "Trials")
@@ -27,10 +27,7 @@ def list_experiments(home, endpoint_url, output, limit):  # noqa: ANN001, ANN201
     pages = sm.get_paginator("list_experiments").paginate(SortBy="CreationTime",
                                                           SortOrder="Descending")
     rows = collect(pages, "ExperimentSummaries", limit)
-    if output == "json":
-        print_json(rows)
-    else:
-        print_table(rows, ["ExperimentName", "DisplayName", "CreationTime", "LastModifiedTime"])
+    show_table(output, rows, ["ExperimentName", "DisplayName", "CreationTime", "LastModifiedTime"])
 
 
 @experiments.command("describe")
@@ -42,10 +39,7 @@ def describe_experiment(home, endpoint_url, output, name):  # noqa: ANN001, ANN2
     experiment = sm.describe_experiment(ExperimentName=name)
     pages = sm.get_paginator("list_trials").paginate(ExperimentName=name)
     experiment["Trials"] = [t["TrialName"] for t in collect(pages, "TrialSummaries", 1000)]
-    if output == "json":
-        print_json(experiment)
-    else:
-        print_fields(experiment, _EXPERIMENT_FIELDS)
+    show_fields(output, experiment, _EXPERIMENT_FIELDS)
 
 
 @click.group("trial-components")
@@ -70,10 +64,7 @@ def list_components(home, endpoint_url, output, experiment, trial, limit):  # no
     rows = collect(pages, "TrialComponentSummaries", limit)
     for row in rows:
         row["PrimaryStatus"] = row.get("Status", {}).get("PrimaryStatus")
-    if output == "json":
-        print_json(rows)
-    else:
-        print_table(rows, ["TrialComponentName", "PrimaryStatus", "StartTime", "EndTime"])
+    show_table(output, rows, ["TrialComponentName", "PrimaryStatus", "StartTime", "EndTime"])
 
 
 @trial_components.command("describe")

@@ -47,6 +47,22 @@ def print_fields(document: dict[str, Any], fields: Sequence[str]) -> None:
     console.print(table)
 
 
+def show_table(output: str, rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> None:
+    """A list answer as ``-o`` asks: JSON, else a table of ``columns``."""
+    if output == "json":
+        print_json(rows)
+    else:
+        print_table(rows, columns)
+
+
+def show_fields(output: str, document: dict[str, Any], fields: Sequence[str]) -> None:
+    """A describe answer as ``-o`` asks: JSON, else :func:`print_fields`."""
+    if output == "json":
+        print_json(document)
+    else:
+        print_fields(document, fields)
+
+
 def _cell(value: Any) -> str:
     if value is None:
         return ""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from modelyard.cli.options import common, list_filters, newest, session_for
-from modelyard.cli.output import print_fields, print_json, print_log_events, print_table
+from modelyard.cli.output import print_log_events, show_fields, show_table
 
 _DESCRIBE_FIELDS = (
     "TrainingJobName", "TrainingJobStatus", "SecondaryStatus", "FailureReason", "CreationTime",
@@ -26,10 +26,7 @@ def list_jobs(home, endpoint_url, output, status, name_contains, limit):  # noqa
     """Training jobs, newest first."""
     sm = session_for(home, endpoint_url).sagemaker
     jobs = newest(sm, "list_training_jobs", "TrainingJobSummaries", status, name_contains, limit)
-    if output == "json":
-        print_json(jobs)
-    else:
-        print_table(jobs, ["TrainingJobName", "TrainingJobStatus", "SecondaryStatus", "CreationTime", "TrainingEndTime"])
+    show_table(output, jobs, ["TrainingJobName", "TrainingJobStatus", "SecondaryStatus", "CreationTime", "TrainingEndTime"])
 
 
 @training_jobs.command("describe")
@@ -38,10 +35,7 @@ def list_jobs(home, endpoint_url, output, status, name_contains, limit):  # noqa
 def describe(home, endpoint_url, output, name):  # noqa: ANN001, ANN201
     """One training job in full."""
     job = session_for(home, endpoint_url).sagemaker.describe_training_job(TrainingJobName=name)
-    if output == "json":
-        print_json(job)
-    else:
-        print_fields(job, _DESCRIBE_FIELDS)
+    show_fields(output, job, _DESCRIBE_FIELDS)
 
 
 @training_jobs.command("stop")
@@ -74,10 +68,7 @@ def metrics(home, endpoint_url, output, name, period):  # noqa: ANN001, ANN201
 
     session = session_for(home, endpoint_url)
     rows = metric_rows(session.sagemaker, session.client("cloudwatch"), name, period)
-    if output == "json":
-        print_json(rows)
-    else:
-        print_table(rows, ["timestamp", "metric_name", "value"])
+    show_table(output, rows, ["timestamp", "metric_name", "value"])
 
 
 @training_jobs.command("interrupt")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import click
 
 from modelyard.cli.options import common, list_filters, newest, session_for
-from modelyard.cli.output import print_fields, print_json, print_log_events, print_table
+from modelyard.cli.output import print_log_events, show_fields, show_table
 
 _DESCRIBE_FIELDS = (
     "TransformJobName", "TransformJobStatus", "FailureReason", "Progress", "ModelName",
@@ -32,10 +32,7 @@ def list_jobs(home, endpoint_url, output, status, name_contains, limit):  # noqa
     """Transform jobs, newest first."""
     sm = session_for(home, endpoint_url).sagemaker
     jobs = newest(sm, "list_transform_jobs", "TransformJobSummaries", status, name_contains, limit)
-    if output == "json":
-        print_json(jobs)
-    else:
-        print_table(jobs, _LIST_COLUMNS)
+    show_table(output, jobs, _LIST_COLUMNS)
 
 
 @transform_jobs.command("describe")
@@ -52,10 +49,7 @@ def describe(home, endpoint_url, output, name):  # noqa: ANN001, ANN201
         job["Progress"] = progress if output == "json" else (
             f"{progress['records']} records, {progress['objects']}/{progress['total_objects']} objects"
         )
-    if output == "json":
-        print_json(job)
-    else:
-        print_fields(job, _DESCRIBE_FIELDS)
+    show_fields(output, job, _DESCRIBE_FIELDS)
 
 
 @transform_jobs.command("stop")
