@@ -31,12 +31,11 @@ _SCAN_CHUNK = 200
 _SORT = {"Name": "name", "CreationTime": "created"}
 
 
-class Entities:
-    """Create, find, change and delete records of one newer kind::
+class Kind:
+    """The records of one resource kind: their ARNs, and storing a new one with its tags.
 
-        experiments = Entities(settings, store, "Experiment", "experiment", "Experiment")
-        experiments.get("My-Exp").arn   # also "my-exp" or the ARN
-        # 'arn:aws:sagemaker:us-east-1:000000000000:experiment/my-exp'
+    :class:`Entities` (newer kinds) and :class:`modelyard.serving.service.Catalog` (legacy
+    definitions) build on it; they differ in the errors SageMaker answers with.
     """
 
     def __init__(self, settings: Settings, store: MetadataStore, kind: str, arn_type: str,
@@ -45,11 +44,30 @@ class Entities:
         self.store = store
         self.kind = kind
         self.arn_type = arn_type
-        self.noun = noun  # as messages name it: "Experiment", "Trial component"
+        self.noun = noun  # as messages name it: "Experiment", "model", "endpoint configuration"
 
     def arn(self, name: str) -> str:
         """The ARN a record of this kind named ``name`` has."""
         return make_arn(self.settings.region, self.settings.account_id, self.arn_type, name)
+
+    def store_new(self, record: Record, tags: list[dict[str, str]] | None, duplicate: str) -> Record:
+        """Create ``record`` and tag it; ValidationException ``duplicate`` if the name is taken."""
+        try:
+            created = self.store.create(record)
+        except DuplicateRecord as e:
+            raise ValidationError(duplicate) from e
+        if tags:
+            self.store.set_tags(created.arn, {t["Key"]: t["Value"] for t in tags})
+        return created
+
+
+class Entities(Kind):
+    """Create, find, change and delete records of one newer kind::
+
+        experiments = Entities(settings, store, "Experiment", "experiment", "Experiment")
+        experiments.get("My-Exp").arn   # also "my-exp" or the ARN
+        # 'arn:aws:sagemaker:us-east-1:000000000000:experiment/my-exp'
+    """
 
     def create(self, name: str, spec: Mapping[str, Any], state: Mapping[str, Any], *,
                status: str = "Created", tags: list[dict[str, str]] | None = None,
@@ -61,13 +79,7 @@ class Entities:
             modified=now, version=1, spec=dict(spec),
             state={**state, "LastModifiedTime": now},
         )
-        try:
-            created = self.store.create(record)
-        except DuplicateRecord as e:
-            raise ValidationError(f"{self.noun} {name} already exists.") from e
-        if tags:
-            self.store.set_tags(created.arn, {t["Key"]: t["Value"] for t in tags})
-        return created
+        return self.store_new(record, tags, f"{self.noun} {name} already exists.")
 
     def find(self, name_or_arn: str) -> Record | None:
         """The record named (or with the ARN) ``name_or_arn``, ignoring case; None if none."""

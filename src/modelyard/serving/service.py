@@ -11,39 +11,25 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from modelyard.api.entities import Kind
 from modelyard.api.listing import list_page
-from modelyard.core.arns import make_arn, name_from_arn
+from modelyard.core.arns import name_from_arn
 from modelyard.core.errors import LegacyNotFound, ValidationError
 from modelyard.core.settings import Settings
 from modelyard.serving import spec
-from modelyard.store.base import DuplicateRecord, MetadataStore, Record, RecordNotFound
+from modelyard.store.base import MetadataStore, Record, RecordNotFound
 
 Handler = Callable[[dict[str, Any]], dict[str, Any]]
 
 
-class Catalog:
+class Catalog(Kind):
     """Create, read and delete of one kind of immutable definition."""
-
-    def __init__(self, settings: Settings, store: MetadataStore, kind: str, arn_type: str, noun: str) -> None:
-        self.settings = settings
-        self.store = store
-        self.kind = kind
-        self.arn_type = arn_type
-        self.noun = noun  # as SageMaker words it: "model", "endpoint configuration"
-
-    def arn(self, name: str) -> str:
-        return make_arn(self.settings.region, self.settings.account_id, self.arn_type, name)
 
     def create(self, name: str, spec_doc: dict[str, Any], tags: list[dict[str, str]] | None) -> Record:
         now = time.time()
         record = Record(kind=self.kind, name=name, arn=self.arn(name), status="Created", created=now,
                         modified=now, version=1, spec=spec_doc, state={})
-        try:
-            self.store.create(record)
-        except DuplicateRecord as e:
-            raise ValidationError(f'Cannot create already existing {self.noun} "{record.arn}".') from e
-        if tags:
-            self.store.set_tags(record.arn, {t["Key"]: t["Value"] for t in tags})
+        self.store_new(record, tags, f'Cannot create already existing {self.noun} "{record.arn}".')
         return record
 
     def get(self, name_or_arn: str) -> Record:
