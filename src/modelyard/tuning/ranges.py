@@ -139,10 +139,7 @@ def grid_size(spaces: Sequence[ParameterSpace]) -> int:
 
 
 def _integer_space(item: Mapping[str, Any], where: str) -> ParameterSpace:
-    name = item["Name"]
-    low, high = (_bound(item, key, name, where, _integer) for key in ("MinValue", "MaxValue"))
-    _check_order(name, low, high, where)
-    scaling = item.get("ScalingType", "Auto")
+    name, low, high, scaling = _numeric(item, where, _integer)
     if scaling == "ReverseLogarithmic":
         raise ValidationError(
             f"{where}: hyperparameter {name}: ReverseLogarithmic scaling applies only to "
@@ -153,10 +150,7 @@ def _integer_space(item: Mapping[str, Any], where: str) -> ParameterSpace:
 
 
 def _continuous_space(item: Mapping[str, Any], where: str) -> ParameterSpace:
-    name = item["Name"]
-    low, high = (_bound(item, key, name, where, float) for key in ("MinValue", "MaxValue"))
-    _check_order(name, low, high, where)
-    scaling = item.get("ScalingType", "Auto")
+    name, low, high, scaling = _numeric(item, where, float)
     if scaling == "ReverseLogarithmic":
         if not (0 <= low and high < 1):
             raise ValidationError(
@@ -173,6 +167,14 @@ def _categorical_space(item: Mapping[str, Any], where: str) -> ParameterSpace:
     if len(set(values)) != len(values):
         raise ValidationError(f"{where}: hyperparameter {name} lists a value more than once.")
     return ParameterSpace(name, "Categorical", choices=tuple(values))
+
+
+def _numeric(item: Mapping[str, Any], where: str, parse: Any) -> tuple[str, Any, Any, str]:
+    """An integer or continuous range's name, checked bounds and scaling type."""
+    name = item["Name"]
+    low, high = (_bound(item, key, name, where, parse) for key in ("MinValue", "MaxValue"))
+    _check_order(name, low, high, where)
+    return name, low, high, item.get("ScalingType", "Auto")
 
 
 def _bound(item: Mapping[str, Any], key: str, name: str, where: str, parse: Any) -> Any:
