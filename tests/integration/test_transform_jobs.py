@@ -14,7 +14,7 @@ from botocore.exceptions import ClientError
 
 from tests.integration.conftest import ROLE, XGBOOST_IMAGE
 from tests.integration.endpoint_helpers import model_tar, train_booster
-from tests.support.server import RunningServer, start_server
+from tests.support.server import RunningServer, start_server, wait_for_status
 
 xgboost = pytest.importorskip("xgboost")
 
@@ -92,13 +92,8 @@ def _job(name: str, model: str, source: Path, output: str, **extra: Any) -> dict
 
 
 def wait_for_transform(sm: Any, name: str, timeout: float = 120.0) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        job = sm.describe_transform_job(TransformJobName=name)
-        if job["TransformJobStatus"] in ("Completed", "Failed", "Stopped"):
-            return job
-        assert time.monotonic() < deadline, f"{name} is still {job['TransformJobStatus']}"
-        time.sleep(0.1)
+    return wait_for_status(lambda: sm.describe_transform_job(TransformJobName=name),
+                           "TransformJobStatus", timeout)
 
 
 def _predictions(path: Path) -> np.ndarray:

@@ -17,7 +17,7 @@ from botocore.exceptions import ClientError
 
 import modelyard
 from tests.integration.conftest import ROLE, SKLEARN_IMAGE, make_sourcedir
-from tests.support.server import RunningServer, start_server
+from tests.support.server import RunningServer, start_server, wait_for_status
 
 # Two trials side by side need room for two ml.m5.large hosts, whatever this machine has.
 ROOMY = {"MODELYARD_CPUS": "8", "MODELYARD_MEMORY_GIB": "32"}
@@ -113,13 +113,8 @@ XVAL = {"ContinuousParameterRanges": [{"Name": "xval", "MinValue": "0", "MaxValu
 
 
 def wait_tuning(sm: Any, name: str, timeout: float = 60.0) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        job = sm.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName=name)
-        if job["HyperParameterTuningJobStatus"] in ("Completed", "Failed", "Stopped"):
-            return job
-        assert time.monotonic() < deadline, f"{name} still {job['HyperParameterTuningJobStatus']}"
-        time.sleep(0.2)
+    return wait_for_status(lambda: sm.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName=name),
+                           "HyperParameterTuningJobStatus", timeout, interval=0.2)
 
 
 def trials(sm: Any, name: str, **kwargs: Any) -> list[dict[str, Any]]:

@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -89,13 +89,27 @@ def start_server(
     raise RuntimeError("server did not start in time")
 
 
-def wait_for_job(sm: Any, name: str, timeout: float = 120.0, statuses: tuple[str, ...] = ("Completed", "Failed", "Stopped")) -> dict[str, Any]:
-    """Poll DescribeTrainingJob until the job reaches one of ``statuses``."""
+ENDED = ("Completed", "Failed", "Stopped")
+
+
+def wait_for_status(describe: Callable[[], dict[str, Any]], status_key: str, timeout: float,
+                    statuses: tuple[str, ...] = ENDED, interval: float = 0.1) -> dict[str, Any]:
+    """Call ``describe`` until its answer's ``status_key`` is one of ``statuses``; that answer.
+
+    TimeoutError, naming the last status, after ``timeout`` seconds.
+    """
     deadline = time.monotonic() + timeout
     while True:
-        job = sm.describe_training_job(TrainingJobName=name)
-        if job["TrainingJobStatus"] in statuses:
-            return job
+        answer = describe()
+        if answer[status_key] in statuses:
+            return answer
         if time.monotonic() > deadline:
-            raise TimeoutError(f"{name} still {job['TrainingJobStatus']}/{job['SecondaryStatus']}")
-        time.sleep(0.1)
+            detail = "/".join(str(answer[k]) for k in (status_key, "SecondaryStatus") if k in answer)
+            raise TimeoutError(f"still {detail} after {timeout:g} s")
+        time.sleep(interval)
+
+
+def wait_for_job(sm: Any, name: str, timeout: float = 120.0, statuses: tuple[str, ...] = ENDED) -> dict[str, Any]:
+    """Poll DescribeTrainingJob until the job reaches one of ``statuses``."""
+    return wait_for_status(lambda: sm.describe_training_job(TrainingJobName=name),
+                           "TrainingJobStatus", timeout, statuses)
