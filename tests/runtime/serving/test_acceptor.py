@@ -74,7 +74,7 @@ def test_an_exclusive_worker_takes_one_connection_until_its_request_is_answered(
 
 
 def test_a_request_arriving_slowly_holds_the_worker_only_for_a_while(monkeypatch):
-    monkeypatch.setattr(acceptor, "HOLD_SECONDS", 0.2)
+    monkeypatch.setattr(acceptor, "HOLD_SECONDS", 1.0)  # long enough that the first check below comes well before it ends
 
     async def scenario() -> tuple[int, int]:
         server, sock, port = _serve(exclusive=True)
@@ -83,7 +83,7 @@ def test_a_request_arriving_slowly_holds_the_worker_only_for_a_while(monkeypatch
         await _settle(server, 1)
         _, waiting = await asyncio.open_connection("127.0.0.1", port)
         held = len(server.connections)  # at once: the slow request still holds the worker
-        later = await _settle(server, 2)  # after HOLD_SECONDS the worker takes it anyway
+        later = await _settle(server, 2, timeout=10)  # after HOLD_SECONDS the worker takes it anyway
         for writer in (slow, waiting):
             writer.close()
         await server.drain(0.1)
